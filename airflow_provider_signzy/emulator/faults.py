@@ -1,0 +1,130 @@
+"""Fault injection: what the emulator answers instead of (or besides) the real thing.
+
+A rule matches requests by method and path (``fnmatch`` pattern) and holds a queue of faults, one per
+matching request, in order; ``null`` in the queue lets one request through. ``every: N`` applies the
+rule's single fault to every N-th matching request instead, ``times`` times at most. A fault is a dict:
+
+- ``status`` (+ optional ``code``, ``message``, ``body``, ``content_type``, ``retry_after``): answer
+  this instead of acting. 502 and 504 come as nginx HTML pages unless ``body`` is given.
+- ``delay``: seconds to wait before handling the request (it is then handled normally).
+- ``drop``: ``"after"`` acts on the request, then closes the connection with no answer;
+  ``"before"`` closes it without acting.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FaultRule:
+    path: str
+    method: str | None = None
+    queue: list[dict[str, Any] | None] = field(default_factory=list)
+    every: int | None = None
+    times: int | None = None
+    fault: dict[str, Any] | None = None
+    seen: int = 0
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> FaultRule:
+        if not isinstance(spec.get("path"), str):
+            raise ValueError("a fault rule needs a 'path' pattern")
+        method = spec.get("method")
+        every = spec.get("every")
+        if every is not None:
+            if not isinstance(spec.get("fault"), dict) or int(every) < 1:
+                raise ValueError("'every' needs a positive number and a 'fault'")
+            every = int(every)
+        queue = spec.get("faults", [])
+        if not isinstance(queue, list) or not all(f is None or isinstance(f, dict) for f in queue):
+            raise ValueError("'faults' must be a list of fault objects (or null)")
+        for fault in [*queue, spec.get("fault")]:
+            if fault:
+                _check_fault(fault)
+        return cls(
+            path=spec["path"],
+            method=method.upper() if isinstance(method, str) else None,
+            queue=list(queue),
+            every=every,
+            times=spec.get("times"),
+            fault=spec.get("fault"),
+        )
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and fnmatch.fnmatchcase(path, self.path)
+
+    def exhausted(self) -> bool:
+        if self.every is not None:
+            return self.times is not None and self.times <= 0
+        return not self.queue
+
+    def take(self) -> dict[str, Any] | None:
+        self.seen += 1
+        if self.every is not None:
+            if self.seen % self.every or (self.times is not None and self.times <= 0):
+                return None
+            if self.times is not None:
+                self.times -= 1
+            return self.fault
+        return self.queue.pop(0)
+
+
+def _check_fault(fault: dict[str, Any]) -> None:
+    unknown = set(fault) - {
+        "status",
+        "code",
+        "message",
+        "body",
+        "content_type",
+        "retry_after",
+        "delay",
+        "drop",
+    }
+    if unknown:
+        raise ValueError(f"unknown fault keys: {sorted(unknown)}")
+    if fault.get("drop") not in (None, "before", "after"):
+        raise ValueError("'drop' is 'before' or 'after'")
+
+
+class FaultPlan:
+    """The rules in force, consulted once per API request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+
+    def add(self, spec: dict[str, Any]) -> None:
+        rule = FaultRule.from_json(spec)
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, method: str, path: str) -> dict[str, Any] | None:
+        if not self._rules:  # fast path: no lock when nothing is planned
+            return None
+        with self._lock:
+            for rule in self._rules:
+                if not rule.exhausted() and rule.matches(method, path):
+                    return rule.take()
+        return None
+
+    def describe(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {
+                    "path": r.path,
+                    "method": r.method,
+                    "pending": len(r.queue),
+                    "every": r.every,
+                    "times": r.times,
+                }
+                for r in self._rules
+                if not r.exhausted()
+            ]

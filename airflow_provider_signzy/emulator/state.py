@@ -1,0 +1,167 @@
+"""The emulator's memory: patrons, access tokens, identities, counters and a clock that tests can move."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+#: LoopBack's default and maximum access-token lifetimes (seconds).
+DEFAULT_TTL = 1_209_600
+MAX_TTL = 31_556_926
+
+
+@dataclass(frozen=True)
+class Patron:
+    username: str
+    api_key: str = field(repr=False)
+    user_id: str
+    email: str | None = None
+
+
+@dataclass
+class AccessToken:
+    id: str = field(repr=False)
+    user_id: str
+    ttl: int
+    created: float
+
+
+class EmulatorState:
+    """Thread-safe store behind the emulator's HTTP handler."""
+
+    def __init__(
+        self,
+        patrons: list[Patron],
+        *,
+        max_ttl: int = MAX_TTL,
+        default_ttl: int = DEFAULT_TTL,
+        token_log: str | None = None,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.patrons = {p.username: p for p in patrons}
+        self.by_email = {p.email: p for p in patrons if p.email}
+        self.max_ttl = max_ttl
+        self.default_ttl = default_ttl
+        self.token_log = token_log
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.tokens: dict[str, AccessToken] = {}
+            self.identities: dict[str, dict[str, Any]] = {}
+            self.counters: Counter[str] = Counter()
+            self.requests: Counter[str] = Counter()
+            self.clock_offset = 0.0
+
+    # -- clock --
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        with self.lock:
+            self.clock_offset += seconds
+
+    # -- patrons and tokens --
+
+    def find_patron(self, username: str | None, email: str | None) -> Patron | None:
+        if username:
+            return self.patrons.get(username)
+        return self.by_email.get(email or "")
+
+    def issue_token(self, patron: Patron, ttl: int) -> AccessToken:
+        token = AccessToken(id=secrets.token_urlsafe(48), user_id=patron.user_id, ttl=ttl, created=self.now())
+        with self.lock:
+            self.tokens[token.id] = token
+            self.counters["logins"] += 1
+        if self.token_log:  # for leak scans in end-to-end tests only
+            with open(self.token_log, "a", encoding="utf-8") as handle:
+                handle.write(token.id + "\n")
+        return token
+
+    def resolve(self, token_id: str) -> tuple[AccessToken | None, str | None]:
+        """(token, None) when valid; (None, 'INVALID_TOKEN') when expired (and deleted); (None, None)."""
+        with self.lock:
+            token = self.tokens.get(token_id)
+            if token is None:
+                return None, None
+            if self.now() >= token.created + token.ttl:
+                del self.tokens[token_id]
+                self.counters["expired"] += 1
+                return None, "INVALID_TOKEN"
+            return token, None
+
+    def revoke(self, token_id: str) -> bool:
+        with self.lock:
+            token = self.tokens.pop(token_id, None)
+            if token is None:
+                self.counters["logout_misses"] += 1
+                return False
+            self.counters["logouts"] += 1
+            return True
+
+    def live_tokens(self) -> list[AccessToken]:
+        now = self.now()
+        with self.lock:
+            return [t for t in self.tokens.values() if now < t.created + t.ttl]
+
+    # -- identities --
+
+    def create_identity(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        identity = {
+            "id": uuid.uuid4().hex,
+            "patronId": user_id,
+            "type": body["type"],
+            "email": body.get("email"),
+            "callbackUrl": body.get("callbackUrl"),
+            "images": body.get("images", []),
+            "createdAt": iso(self.now()),
+        }
+        with self.lock:
+            self.identities[identity["id"]] = identity
+            self.counters["identities_created"] += 1
+        return identity
+
+    def identities_of(self, user_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [i for i in self.identities.values() if i["patronId"] == user_id]
+
+    # -- counters --
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counters[name] += n
+
+    def count_request(self, route: str) -> None:
+        with self.lock:
+            self.requests[route] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """What tests and demos read: counts only, never a token value."""
+        live = self.live_tokens()
+        by_patron = Counter(t.user_id for t in live)
+        with self.lock:
+            return {
+                "live_tokens": len(live),
+                "live_tokens_by_patron": dict(by_patron),
+                "logins": self.counters["logins"],
+                "failed_logins": self.counters["failed_logins"],
+                "logouts": self.counters["logouts"],
+                "logout_misses": self.counters["logout_misses"],
+                "expired": self.counters["expired"],
+                "identities_created": self.counters["identities_created"],
+                "faults_served": self.counters["faults_served"],
+                "requests": dict(self.requests),
+                "total_requests": sum(self.requests.values()),
+            }
+
+
+def iso(epoch: float) -> str:
+    """LoopBack's timestamp format: ``2023-03-02T15:21:31.457Z``."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

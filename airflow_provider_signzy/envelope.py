@@ -1,0 +1,144 @@
+"""Turn a failed Signzy answer, or a failed request, into the right :class:`SignzyError`.
+
+Signzy's errors use LoopBack's envelope ``{"error": {"statusCode", "name", "message", "code"}}``
+(LoopBack 2 services say ``status``); proxies in front of it answer 502/504 with HTML pages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from airflow_provider_signzy.exceptions import (
+    SignzyAuthError,
+    SignzyClientError,
+    SignzyConnectionError,
+    SignzyError,
+    SignzyPermissionError,
+    SignzyRateLimitError,
+    SignzyServerError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+#: The code of a 403 that is a permission answer (LoopBack with aclErrorStatus 403), not a rate limit.
+ACCESS_DENIED = "ACCESS_DENIED"
+_MAX_MESSAGE = 300
+_HTML_TITLE = re.compile(r"<title>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _where(conn_id: str | None) -> str:
+    return f" (connection {conn_id!r})" if conn_id else ""
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def read_envelope(response: requests.Response) -> tuple[int, str | None, str]:
+    """(status, Signzy code, message) of an error answer, whatever its body looks like."""
+    status = response.status_code
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        if not status:
+            status = int(error.get("statusCode") or error.get("status") or 0)
+        code = error.get("code") or None
+        message = str(error.get("message") or error.get("name") or "no message")
+        return status, (str(code) if code else None), message[:_MAX_MESSAGE]
+    text = response.text or ""
+    if not text.strip():
+        return status, None, f"an empty body ({response.reason or 'no reason given'})"
+    content_type = response.headers.get("Content-Type", "unknown type").split(";")[0]
+    title = _HTML_TITLE.search(text)
+    if title:
+        return status, None, f"an HTML page {title.group(1)[:100]!r} instead of JSON (likely a proxy)"
+    return status, None, f"a {content_type} body of {len(text)} characters instead of the JSON error envelope"
+
+
+def error_from_response(response: requests.Response, *, method: str, path: str, conn_id: str | None) -> SignzyError:
+    """The :class:`SignzyError` subclass that fits a non-2xx answer."""
+    status, code, message = read_envelope(response)
+    shown_code = f" {code}" if code else ""
+    text = f"Signzy answered {status}{shown_code} to {method} {path}: {message}{_where(conn_id)}"
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "signzy_message": message,
+        "method": method,
+        "path": path,
+        "conn_id": conn_id,
+        "retry_after": parse_retry_after(response.headers),
+    }
+    if status == 401:
+        return SignzyAuthError(text, **kwargs)
+    if status == 403:
+        if code == ACCESS_DENIED:
+            return SignzyPermissionError(text, **kwargs)
+        return SignzyRateLimitError(text + " (a rate limit)", **kwargs)
+    if status == 429:
+        return SignzyRateLimitError(text, **kwargs)
+    if status >= 500:
+        return SignzyServerError(text, **kwargs)
+    return SignzyClientError(text, **kwargs)
+
+
+def error_from_exception(
+    exc: requests.RequestException, *, method: str, path: str, conn_id: str | None, timeout: float
+) -> SignzyConnectionError:
+    """A :class:`SignzyConnectionError` that says whether the request may have reached Signzy.
+
+    The message is built from the failure's kind only: ``str(exc)`` repeats the URL, which may hold an
+    ``access_token`` query parameter.
+    """
+    reached_server = True
+    transient = True
+    if isinstance(exc, requests.exceptions.SSLError):
+        what, reached_server, transient = "the TLS handshake failed (check 'verify' and the CA)", False, False
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        what, reached_server = "no connection within the connect timeout", False
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        what = f"no answer within {timeout:g}s (read timeout)"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, NewConnectionError | ConnectTimeoutError):
+            what, reached_server = "the connection could not be opened (refused or unknown host)", False
+        else:
+            what = "the connection broke before the answer arrived"
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        what = "the answer was cut off"
+    else:
+        what, transient = f"the request failed ({type(exc).__name__})", False
+    error = SignzyConnectionError(
+        f"Signzy {method} {path} failed: {what}{_where(conn_id)}",
+        reached_server=reached_server,
+        method=method,
+        path=path,
+        conn_id=conn_id,
+    )
+    error.transient = transient
+    return error

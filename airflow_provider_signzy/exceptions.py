@@ -1,0 +1,82 @@
+"""Errors raised by the Signzy provider.
+
+Each error carries what a user needs to act (HTTP status, Signzy's ``code`` and ``message``, the
+request's method and path, the connection id) and nothing secret: paths are stripped of their query
+string, so an ``access_token`` query parameter never reaches a message.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+
+class SignzyError(AirflowException):
+    """Base class: a Signzy call or the Signzy connection went wrong."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        signzy_message: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        conn_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.signzy_message = signzy_message
+        self.method = method
+        self.path = path
+        self.conn_id = conn_id
+        self.retry_after = retry_after
+
+
+class SignzyConfigError(SignzyError):
+    """The Airflow connection is missing a field or has a field Signzy cannot use."""
+
+
+class SignzyAuthError(SignzyError):
+    """Login was refused: the username or API key is wrong (never retried)."""
+
+
+class SignzyPermissionError(SignzyError):
+    """A fresh token was refused too: the patron may not touch this resource."""
+
+
+class SignzyRateLimitError(SignzyError):
+    """Signzy refused the call because of a rate limit (429, or a 403 that is not ACCESS_DENIED)."""
+
+
+class SignzyServerError(SignzyError):
+    """Signzy or a proxy in front of it failed (5xx)."""
+
+
+class SignzyClientError(SignzyError):
+    """Signzy rejected the request itself (400, 404, 422, ...): sending it again will not help."""
+
+
+class SignzyResponseError(SignzyError):
+    """Signzy answered 2xx with a body that is not what the API documents."""
+
+
+class SignzyConnectionError(SignzyError):
+    """The request failed on the network: refused, DNS, timeout, or a connection dropped mid-answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reached_server: bool,
+        method: str | None = None,
+        path: str | None = None,
+        conn_id: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, conn_id=conn_id)
+        #: False only when the request provably never reached Signzy (refused, DNS, connect timeout).
+        self.reached_server = reached_server
+        #: False for failures that another attempt cannot cure (a TLS certificate that does not verify).
+        self.transient = True
