@@ -27,7 +27,10 @@ def parse_ttl(value: object) -> int:
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
-        number = float(value.strip())
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"ttl {value!r} is not a number") from None
     else:
         raise ValueError(f"ttl has type {type(value).__name__}")
     if not math.isfinite(number) or number <= 0:

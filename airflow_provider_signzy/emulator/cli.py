@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-ttl", type=int, help="cap on the ttl a login may ask for (seconds)")
     parser.add_argument("--acl-error-status", type=int, choices=(401, 403), default=401)
     parser.add_argument("--ttl-as-string", action="store_true", help='answer "ttl" as a string')
+    parser.add_argument("--loopback2", action="store_true", help='error envelopes with "status" (LoopBack 2)')
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--token-log", help="append every issued token to this file (leak scans only)")
     return parser
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         max_ttl=args.max_ttl,
         acl_error_status=args.acl_error_status,
         ttl_as_string=args.ttl_as_string,
+        loopback2=args.loopback2,
         token_log=args.token_log,
     )
     stop = threading.Event()

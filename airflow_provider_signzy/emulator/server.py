@@ -54,6 +54,10 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: SignzyHTTPServer
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.state.count("connections")
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silent on purpose: request lines can carry ``access_token``."""
 
@@ -124,7 +128,10 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
         try:
             status, payload = self._api(path, query, body)
         except ApiError as err:
-            status, payload = err.status, {"error": err.envelope}
+            envelope = err.envelope
+            if self.server.loopback2:  # LoopBack 2 says "status" where LoopBack 3 says "statusCode"
+                envelope = {("status" if k == "statusCode" else k): v for k, v in envelope.items()}
+            status, payload = err.status, {"error": envelope}
         if fault and fault.get("drop") == "after":
             self._drop()
             return
@@ -327,8 +334,10 @@ class SignzyHTTPServer(ThreadingHTTPServer):
         *,
         acl_error_status: int = 401,
         ttl_as_string: bool = False,
+        loopback2: bool = False,
     ) -> None:
         super().__init__(address, SignzyRequestHandler)
+        self.loopback2 = loopback2
         self.state = state
         self.faults = FaultPlan()
         self.acl_error_status = acl_error_status
@@ -345,6 +354,8 @@ class SignzyEmulator:
     :param port: 0 picks a free port.
     :param acl_error_status: 401 (stock LoopBack) or 403 (``ACCESS_DENIED``) for another patron's resource.
     :param ttl_as_string: answer ``"ttl": "1209600"``, as some Signzy docs show it.
+    :param loopback2: error envelopes as LoopBack 2 sends them (``status`` instead of ``statusCode``).
+    :param token_log: append each issued token to this file (for leak scans in tests only).
     """
 
     def __init__(
@@ -356,6 +367,7 @@ class SignzyEmulator:
         max_ttl: int | None = None,
         acl_error_status: int = 401,
         ttl_as_string: bool = False,
+        loopback2: bool = False,
         token_log: str | None = None,
     ) -> None:
         state_kwargs: dict[str, Any] = {"token_log": token_log}
@@ -363,7 +375,11 @@ class SignzyEmulator:
             state_kwargs["max_ttl"] = max_ttl
         self.state = EmulatorState(list(patrons), **state_kwargs)
         self.httpd = SignzyHTTPServer(
-            (host, port), self.state, acl_error_status=acl_error_status, ttl_as_string=ttl_as_string
+            (host, port),
+            self.state,
+            acl_error_status=acl_error_status,
+            ttl_as_string=ttl_as_string,
+            loopback2=loopback2,
         )
         self._thread: threading.Thread | None = None
 
@@ -377,7 +393,9 @@ class SignzyEmulator:
         return self.httpd.faults
 
     def start(self) -> SignzyEmulator:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="signzy-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.05,), name="signzy-emulator", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -14,10 +14,10 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from airflow_provider_signzy import __version__
-from airflow_provider_signzy.connection import (
+from airflow_provider_signzy.connection import SignzyConnectionConfig
+from airflow_provider_signzy.connection_form import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
-    SignzyConnectionConfig,
     hook_form_widgets,
     hook_ui_field_behaviour,
 )
@@ -261,6 +261,7 @@ class SignzyHook(BaseHook):
         a second 401 is a permission problem and raises :class:`SignzyPermissionError`.
         """
         method = method.upper()
+        self.url_for(endpoint)  # refuse a foreign URL before any token is fetched
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         current = self._replacements.get(token.id, token) if token is not None else self._ensure_own_token()

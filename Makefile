@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11+ and pip:
+#   make demo   runs the provider against the local Signzy emulator in real Airflow
+#   make test   lint, type-check and the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+AIRFLOW_VERSION := 3.3.2
+STAMP := $(VENV)/.deps-airflow-$(AIRFLOW_VERSION)
+
+.PHONY: install test lint demo bench e2e clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo ">> Installing Airflow $(AIRFLOW_VERSION) and the test tools into $(VENV): the slow part, about a minute"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" ".[test]"
+	@touch $@
+
+# The package is installed as a wheel, not in editable mode: the tests exercise what users install.
+install: $(STAMP)
+	@echo ">> Installing airflow-provider-signzy from this tree (as a wheel)"
+	@$(BIN)/python -m pip install -q --no-deps --force-reinstall .
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench

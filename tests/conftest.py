@@ -1,0 +1,96 @@
+"""Shared test set-up: a throw-away Airflow home (SQLite), emulator fixtures, secret-leak capture.
+
+The environment is set here, before anything imports airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="signzy-airflow-home-"))
+TESTS_DIR = Path(__file__).parent
+TEST_DAGS_DIR = TESTS_DIR / "dags" / "dag_files"
+#: A fixed Fernet key, so XCom encryption in tests uses Airflow's [core] fernet_key path.
+AIRFLOW_FERNET_KEY = "8J3GfFkzrV7wP0Qh6h2y4dNwU9h2nE1x3c7qQm5a1sA="
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS_DIR),
+        "AIRFLOW__CORE__FERNET_KEY": AIRFLOW_FERNET_KEY,
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_HOME / "logs"),
+    }
+)
+os.environ.pop("AIRFLOW_CONN_SIGNZY_DEFAULT", None)
+
+import pytest  # noqa: E402
+
+from airflow_provider_signzy.emulator import SignzyEmulator  # noqa: E402
+from airflow_provider_signzy.emulator.pytest_plugin import connection_json  # noqa: E402
+
+DEMO_KEY = "demo-api-key-0123456789"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def emulator() -> Iterator[SignzyEmulator]:
+    with SignzyEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def make_conn(monkeypatch: pytest.MonkeyPatch, emulator: SignzyEmulator) -> Callable[..., str]:
+    """Defines a ``signzy`` connection in the environment; fast retries unless the test says otherwise."""
+
+    def make(conn_id: str = "signzy_default", *, url: str | None = None, **fields: object) -> str:
+        extra = {"backoff_initial": 0.01, "backoff_max": 0.2, "timeout": 5}
+        extra.update({k: v for k, v in fields.items() if k not in ("login", "password")})
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            connection_json(
+                url or emulator.url,
+                login=fields.get("login"),  # type: ignore[arg-type]
+                password=fields.get("password"),  # type: ignore[arg-type]
+                **extra,
+            ),
+        )
+        return conn_id
+
+    return make
+
+
+class SecretLeakCheck:
+    """Collects everything a test printed or logged, to prove no secret is in it."""
+
+    def __init__(self, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+        self.capfd = capfd
+        self.caplog = caplog
+        self.seen = ""
+
+    def text(self) -> str:
+        out, err = self.capfd.readouterr()
+        self.seen += out + err + "\n".join(r.getMessage() for r in self.caplog.records)
+        return self.seen
+
+    def assert_absent(self, *secrets: str) -> None:
+        text = self.text()
+        assert text.strip(), "nothing was captured: the check would prove nothing"
+        for secret in secrets:
+            assert secret, "an empty secret proves nothing"
+            assert secret not in text
+
+
+@pytest.fixture
+def leak_check(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> SecretLeakCheck:
+    caplog.set_level("DEBUG")
+    return SecretLeakCheck(capfd, caplog)

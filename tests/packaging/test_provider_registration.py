@@ -1,0 +1,87 @@
+"""The installed wheel registers with Airflow: provider, connection type and its form."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import distribution
+from pathlib import Path
+
+import airflow_provider_signzy
+from airflow_provider_signzy.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_signzy.hooks.signzy import SignzyHook
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tests_run_against_the_installed_wheel_not_the_source_tree() -> None:
+    location = Path(airflow_provider_signzy.__file__).resolve()
+    assert REPO / "airflow_provider_signzy" not in location.parents
+    assert "site-packages" in location.parts
+    dist = distribution("airflow-provider-signzy")
+    files = {str(f) for f in dist.files or []}
+    assert "airflow_provider_signzy/emulator/server.py" in files
+    entry_points = {ep.group: ep.value for ep in dist.entry_points}
+    assert entry_points["apache_airflow_provider"] == "airflow_provider_signzy:get_provider_info"
+
+
+def test_providers_manager_lists_the_provider_and_its_hook() -> None:
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    provider = ProvidersManager().providers["airflow-provider-signzy"]
+    assert provider.version == airflow_provider_signzy.__version__
+    hook = ProvidersManagerTaskRuntime().hooks["signzy"]
+    assert hook is not None
+    assert hook.hook_class_name == "airflow_provider_signzy.hooks.signzy.SignzyHook"
+    assert hook.connection_id_attribute_name == "signzy_conn_id"
+
+
+def test_connection_form_as_the_ui_serves_it() -> None:
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "signzy"]
+    fields = meta.standard_fields
+    assert fields is not None
+    assert (fields.host.title, fields.host.placeholder) == ("Base URL", "https://signzy.tech")
+    assert fields.login.title == "Username"
+    assert fields.password.title == "API key"
+    assert fields.port.hidden
+    assert fields.url_schema.hidden
+    extras = meta.extra_fields or {}
+    assert set(extras) == set(CONN_FIELDS)
+    assert {"token_ttl", "timeout", "max_attempts", "verify", "login_path", "logout_path", "token_in"} <= set(extras)
+    assert extras["xcom_fernet_key"]["schema"]["format"] == "password"
+    assert extras["token_in"]["schema"]["enum"] == ["header", "query"]
+
+
+def test_airflow_providers_cli_lists_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "--output", "plain"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "airflow-provider-signzy" in result.stdout
+
+
+def test_hook_methods_for_airflow_3_0_and_3_1_mirror_the_provider_info() -> None:
+    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+
+    behaviour = SignzyHook.get_ui_field_behaviour()
+    assert behaviour == {
+        "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+        "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+        "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+    }
+    widgets = SignzyHook.get_connection_form_widgets()
+    assert set(widgets) == set(CONN_FIELDS)
+    assert widgets["xcom_fernet_key"].field_class is PasswordField
+    assert widgets["verify"].field_class is BooleanField
+    assert widgets["max_attempts"].field_class is IntegerField
+    assert widgets["timeout"].field_class is StringField  # Airflow's form has no float field
+    for name, spec in CONN_FIELDS.items():
+        assert widgets[name].args[0] == spec["label"]
