@@ -94,3 +94,20 @@ class SecretLeakCheck:
 def leak_check(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> SecretLeakCheck:
     caplog.set_level("DEBUG")
     return SecretLeakCheck(capfd, caplog)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A clean metadata DB for the session, with the DAG bundle that serialized DAGs refer to."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.utils import db
+
+    db.resetdb()
+    DagBundlesManager().sync_bundles_to_db()
+
+
+@pytest.fixture
+def dag_env(airflow_db: None, make_conn: Callable[..., str], emulator: SignzyEmulator) -> SignzyEmulator:
+    """The default connection pointed at a fresh emulator; returns the emulator."""
+    make_conn()
+    return emulator

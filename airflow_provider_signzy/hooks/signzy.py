@@ -264,7 +264,7 @@ class SignzyHook(BaseHook):
         self.url_for(endpoint)  # refuse a foreign URL before any token is fetched
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        current = self._replacements.get(token.id, token) if token is not None else self._ensure_own_token()
+        current = self._replacements.get(token.id, token) if token is not None else self.get_token()
 
         def send(with_token: SignzyToken) -> requests.Response:
             return self._send(
@@ -319,7 +319,7 @@ class SignzyHook(BaseHook):
             self._own_token = None
             self._replacements.clear()
         for token in {t.id: t for t in owned if t is not None}.values():
-            self._revoke_quietly(token)
+            self.revoke_quietly(token)
         if "session" in self.__dict__:
             self.session.close()
             del self.__dict__["session"]
@@ -342,7 +342,8 @@ class SignzyHook(BaseHook):
         """The token the hook logged in for itself, if any (it revokes it on :meth:`close`)."""
         return self._own_token
 
-    def _ensure_own_token(self) -> SignzyToken:
+    def get_token(self) -> SignzyToken:
+        """The hook's own token: logs in on first use and again shortly before expiry."""
         with self._token_lock:
             token = self._own_token
             if token is not None and not token.needs_refresh():
@@ -359,11 +360,13 @@ class SignzyHook(BaseHook):
             if replacing is not None:
                 self._replacements[replacing.id] = fresh
         if old is not None and old.id != fresh.id and old not in self._replacements.values():
-            self._revoke_quietly(old)
+            self.revoke_quietly(old)
         return fresh
 
-    def _revoke_quietly(self, token: SignzyToken) -> None:
+    def revoke_quietly(self, token: SignzyToken) -> bool | None:
+        """:meth:`logout` that logs a failure instead of raising it (None: it could not be revoked)."""
         try:
-            self.logout(token)
+            return self.logout(token)
         except SignzyError as exc:
             self.log.warning("Could not revoke a Signzy token of patron %s: %s", token.user_id, exc)
+            return None

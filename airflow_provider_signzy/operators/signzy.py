@@ -1,0 +1,255 @@
+"""Operators: log in once per DAG run, call Signzy with that token, revoke it at the end.
+
+The token travels between tasks through XCom, Fernet-encrypted, and is read inside ``execute()``:
+never through a templated argument, because rendered template fields are stored and shown in the clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, mask_secret
+
+from airflow_provider_signzy.callbacks import (
+    DEFAULT_LOGIN_TASK_ID,
+    TOKEN_XCOM_KEY,
+    pull_token_record,
+    revoke_run_token,
+)
+from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
+from airflow_provider_signzy.hooks.signzy import SignzyHook
+
+if TYPE_CHECKING:
+    import requests
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_signzy.token import SignzyToken
+
+PATRON_PLACEHOLDER = "{patron_id}"
+
+
+def _token_from_record(hook: SignzyHook, record: Any, login_task_id: str) -> SignzyToken:
+    from airflow_provider_signzy.token import SignzyToken, TokenCipher
+
+    source = f"XCom of task {login_task_id!r}"
+    if isinstance(record, dict) and record.get("conn_id") not in (None, hook.signzy_conn_id):
+        raise SignzyConfigError(
+            f"The token in {source} was issued for connection {record['conn_id']!r}, but this task uses "
+            f"{hook.signzy_conn_id!r}: give both tasks the same signzy_conn_id",
+            conn_id=hook.signzy_conn_id,
+        )
+    cipher = TokenCipher.for_connection(hook.config.extra, hook.signzy_conn_id)
+    token = SignzyToken.from_xcom(record, cipher, source=source)
+    mask_secret(token.id)  # masking is per process: this task's log needs its own mask
+    return token
+
+
+class SignzyLoginOperator(BaseOperator):
+    """Log in to Signzy once and store the token for the run's other Signzy tasks.
+
+    The record in XCom (key ``signzy_token``) holds the patron id, ttl, creation and expiry times, the
+    connection id, and the token itself, Fernet-encrypted with the connection's ``xcom_fernet_key`` or
+    Airflow's ``[core] fernet_key``.
+
+    :param signzy_conn_id: the ``signzy`` connection.
+    :param token_ttl: seconds the token should live; ask for about the DAG's expected length, so a leaked
+        token dies on its own. Default: the connection's ``token_ttl`` extra, else Signzy's (14 days).
+    """
+
+    template_fields: Sequence[str] = ("signzy_conn_id", "token_ttl")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        task_id: str = DEFAULT_LOGIN_TASK_ID,
+        signzy_conn_id: str = DEFAULT_CONN_ID,
+        token_ttl: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task_id=task_id, **kwargs)
+        self.signzy_conn_id = signzy_conn_id
+        self.token_ttl = token_ttl
+
+    def execute(self, context: Context) -> None:
+        from airflow_provider_signzy.token import TokenCipher
+
+        hook = SignzyHook(self.signzy_conn_id)
+        token = hook.login(ttl=int(self.token_ttl) if self.token_ttl else None)
+        try:
+            cipher = TokenCipher.for_connection(hook.config.extra, self.signzy_conn_id)
+            if not cipher.encrypts:
+                self.log.warning(
+                    "No Fernet key: the Signzy token is stored in XCom IN THE CLEAR. Set Airflow's "
+                    "[core] fernet_key (AIRFLOW__CORE__FERNET_KEY) on every component, or the connection "
+                    "extra 'xcom_fernet_key' of %r",
+                    self.signzy_conn_id,
+                )
+            context["ti"].xcom_push(key=TOKEN_XCOM_KEY, value=token.to_xcom(cipher))
+        except BaseException:
+            # A token nobody can find again must not stay alive.
+            hook.logout(token)
+            raise
+        finally:
+            hook.close()
+        self.log.info(
+            "Stored the Signzy token of patron %s in XCom (%s); it expires at %s",
+            token.user_id,
+            "encrypted" if cipher.encrypts else "not encrypted",
+            token.expires_at.isoformat(timespec="seconds"),
+        )
+
+
+class SignzyOperator(BaseOperator):
+    """Make one authenticated Signzy call with the run's token; returns the parsed JSON (to XCom).
+
+    :param endpoint: path under the connection's Base URL; ``{patron_id}`` is filled from the token.
+        Templated.
+    :param method: HTTP method.
+    :param json: JSON body. Templated.
+    :param query_params: query parameters. Templated. (Not ``params``: that name is Airflow's own
+        DAG/task params on every operator.)
+    :param headers: extra HTTP headers. Templated.
+    :param response_check: ``callable(response) -> bool``; False fails the task.
+    :param response_filter: ``callable(response) -> value`` to return instead of the JSON.
+    :param login_task_id: the SignzyLoginOperator task whose token to use. When it stored none (no such
+        task ran), this task logs in itself and revokes its own token before it returns.
+    :param idempotent: allow resending after a failure that may have reached Signzy (default: True for
+        GET, PUT, DELETE; False for POST, so a paid verification is never sent twice).
+    """
+
+    template_fields: Sequence[str] = ("endpoint", "json", "query_params", "headers", "signzy_conn_id")
+    template_fields_renderers = {"json": "json", "query_params": "json", "headers": "json"}
+    ui_color = "#d4ecfc"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        method: str = "GET",
+        json: Any = None,
+        query_params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        response_check: Callable[[requests.Response], bool] | None = None,
+        response_filter: Callable[[requests.Response], Any] | None = None,
+        login_task_id: str = DEFAULT_LOGIN_TASK_ID,
+        signzy_conn_id: str = DEFAULT_CONN_ID,
+        idempotent: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.endpoint = endpoint
+        self.method = method.upper()
+        self.json = json
+        self.query_params = query_params
+        self.headers = headers
+        self.response_check = response_check
+        self.response_filter = response_filter
+        self.login_task_id = login_task_id
+        self.signzy_conn_id = signzy_conn_id
+        self.idempotent = idempotent
+
+    def execute(self, context: Context) -> Any:
+        record = pull_token_record(context["ti"], self.login_task_id)
+        with SignzyHook(self.signzy_conn_id) as hook:
+            if record is None:
+                self.log.info(
+                    "No Signzy token from task %r: logging in for this call alone (revoked when it ends)",
+                    self.login_task_id,
+                )
+                token = hook.get_token()
+            else:
+                token = _token_from_record(hook, record, self.login_task_id)
+            endpoint = self.endpoint.replace(PATRON_PLACEHOLDER, token.user_id)
+            response = hook.request(
+                self.method,
+                endpoint,
+                token=token if record is not None else None,
+                json=self.json,
+                params=self.query_params,
+                headers=self.headers,
+                idempotent=self.idempotent,
+            )
+        self.log.info("Signzy %s %s answered %s", self.method, endpoint, response.status_code)
+        if self.response_check is not None and not self.response_check(response):
+            raise SignzyError(
+                f"response_check returned False for Signzy {self.method} {endpoint} ({response.status_code})",
+                status=response.status_code,
+                method=self.method,
+                path=endpoint,
+                conn_id=self.signzy_conn_id,
+            )
+        if self.response_filter is not None:
+            return self.response_filter(response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            self.log.warning("Signzy answered with a body that is not JSON; returning it as text")
+            return response.text
+
+
+class SignzyLogoutOperator(BaseOperator):
+    """Revoke the run's token: use it as the DAG's teardown, so it runs when work tasks fail.
+
+    ``logout = SignzyLogoutOperator(); login >> calls >> logout.as_teardown(setups=login)``.
+    A token that is already dead counts as revoked. Signzy being unreachable fails this task (the token
+    then dies at its ttl, and the on_failure callback tries again).
+    """
+
+    template_fields: Sequence[str] = ("signzy_conn_id",)
+    ui_color = "#fde8e8"
+
+    def __init__(
+        self,
+        *,
+        task_id: str = "signzy_logout",
+        login_task_id: str = DEFAULT_LOGIN_TASK_ID,
+        signzy_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task_id=task_id, **kwargs)
+        self.login_task_id = login_task_id
+        self.signzy_conn_id = signzy_conn_id
+
+    def execute(self, context: Context) -> bool:
+        record = pull_token_record(context["ti"], self.login_task_id)
+        if record is None:
+            self.log.info("No Signzy token from task %r: nothing to revoke", self.login_task_id)
+            return False
+        hook = SignzyHook(self.signzy_conn_id)
+        try:
+            return hook.logout(_token_from_record(hook, record, self.login_task_id))
+        finally:
+            hook.close()
+
+
+class SignzyRevokeTokenOperator(BaseOperator):
+    """Best-effort, idempotent revoke of the run's token that never fails the task.
+
+    For teardowns that must stay green, and the operator behind
+    :func:`airflow_provider_signzy.callbacks.revoke_token_on_failure`. Uses short timeouts.
+    """
+
+    template_fields: Sequence[str] = ("signzy_conn_id",)
+    ui_color = "#fde8e8"
+
+    def __init__(
+        self,
+        *,
+        task_id: str = "signzy_revoke_token",
+        login_task_id: str = DEFAULT_LOGIN_TASK_ID,
+        signzy_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task_id=task_id, **kwargs)
+        self.login_task_id = login_task_id
+        self.signzy_conn_id = signzy_conn_id
+
+    def execute(self, context: Context) -> str:
+        return revoke_run_token(
+            context["ti"], login_task_id=self.login_task_id, signzy_conn_id=self.signzy_conn_id, logger=self.log
+        )

@@ -1,0 +1,54 @@
+"""The same lifecycle in TaskFlow style, with the hook.
+
+``with SignzyHook() as hook:`` logs in on the first call, reuses one keep-alive HTTP session for every
+call, and revokes its token when the block ends, whether the block succeeds or raises. Each TaskFlow
+task below is self-contained: one login and one logout per task.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import dag, task
+
+from airflow_provider_signzy.hooks.signzy import SignzyHook
+
+
+@dag(
+    dag_id="signzy_taskflow",
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["signzy", "example"],
+)
+def signzy_taskflow() -> None:
+    @task
+    def verify_customers(emails: list[str]) -> list[str]:
+        """Create one identity per customer; returns their ids (only ids go to XCom, no token)."""
+        created = []
+        with SignzyHook(signzy_conn_id="signzy_default") as hook:
+            patron = hook.get_token().user_id
+            for email in emails:
+                answer = hook.request(
+                    "POST",
+                    f"/api/v2/patrons/{patron}/identities",
+                    json={"type": "individualPan", "email": email, "images": []},
+                )
+                created.append(answer.json()["id"])
+        return created
+
+    @task
+    def report(identity_ids: list[str]) -> dict[str, Any]:
+        with SignzyHook() as hook:
+            patron = hook.get_token().user_id
+            known = {i["id"] for i in hook.request("GET", f"/api/v2/patrons/{patron}/identities").json()}
+        missing = [i for i in identity_ids if i not in known]
+        if missing:
+            raise ValueError(f"Signzy does not list identities {missing}")
+        return {"verified": len(identity_ids)}
+
+    report(verify_customers(["asha@example.com", "ravi@example.com", "meera@example.com"]))
+
+
+signzy_taskflow()

@@ -1,0 +1,110 @@
+"""The token and the API key never appear in task logs, console output, rendered fields or stored XCom."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagrun import run_dag, task_states
+
+from airflow_provider_signzy.emulator import SignzyEmulator
+from airflow_provider_signzy.emulator.pytest_plugin import connection_json
+
+pytestmark = pytest.mark.dagrun
+KEY = "demo-api-key-0123456789"
+EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
+
+
+@pytest.fixture
+def recording_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Iterator[SignzyEmulator]:
+    """An emulator that writes every token it issues to a file, so the test knows what to look for."""
+    with SignzyEmulator(token_log=str(tmp_path / "issued-tokens")) as emu:
+        monkeypatch.setenv("AIRFLOW_CONN_SIGNZY_DEFAULT", connection_json(emu.url, backoff_initial=0.01))
+        yield emu
+
+
+def issued_tokens(emu: SignzyEmulator) -> list[str]:
+    assert emu.state.token_log
+    tokens = Path(emu.state.token_log).read_text().split()
+    assert tokens, "no token was issued: the checks below would prove nothing"
+    return tokens
+
+
+def stored_text(dag_id: str) -> tuple[str, str]:
+    """(rendered template fields, XCom values) as the metadata DB stores them, for one DAG."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rendered = session.scalars(select(Rtif.rendered_fields).where(Rtif.dag_id == dag_id)).all()
+        xcoms = session.execute(select(XComModel.key, XComModel.value).where(XComModel.dag_id == dag_id)).all()
+    return json.dumps(rendered, default=str), json.dumps([list(x) for x in xcoms], default=str)
+
+
+def run_example_in_process(dag_file: str, dag_id: str) -> object:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLES / dag_file))
+    assert not bag.import_errors
+    return run_dag(bag.dags[dag_id])
+
+
+def test_dag_run_leaves_no_secret_anywhere(recording_emulator: SignzyEmulator, capfd) -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_signzy.operators.signzy import SignzyLoginOperator, SignzyLogoutOperator, SignzyOperator
+
+    with DAG("secrets_everywhere", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) as dag:
+        login = SignzyLoginOperator(token_ttl=600)
+        call = SignzyOperator(
+            task_id="create",
+            method="POST",
+            endpoint="/api/v2/patrons/{patron_id}/identities",
+            json={"type": "individualPan", "note": "{{ run_id }}"},
+            headers={"X-Request-Id": "{{ ti.task_id }}"},
+        )
+        expire = SignzyOperator(task_id="second", endpoint="/api/v2/patrons/{patron_id}")
+        logout = SignzyLogoutOperator()
+        login >> call >> expire >> logout.as_teardown(setups=login)
+    run = run_dag(dag)
+    assert str(run.state) == "success", task_states(run)
+    console = "".join(capfd.readouterr())
+    log_files = "".join(
+        p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()
+    )
+    rendered, xcoms = stored_text("secrets_everywhere")
+    assert "signzy_token" in xcoms
+    assert '"encrypted": true' in xcoms
+    assert "individualPan" in rendered  # rendered fields were stored: the check below is meaningful
+    for secret in (*issued_tokens(recording_emulator), KEY):
+        assert secret not in console
+        assert secret not in log_files
+        assert secret not in rendered
+        assert secret not in xcoms
+    assert recording_emulator.state.snapshot()["live_tokens"] == 0
+
+
+def test_airflow_dags_test_console_output_has_no_secret(recording_emulator: SignzyEmulator) -> None:
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES)}
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "signzy_token_lifecycle"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "Logged in to Signzy as patron patron-demo-0001" in output
+    for secret in (*issued_tokens(recording_emulator), KEY):
+        assert secret not in output
+    state = recording_emulator.state.snapshot()
+    assert (state["logins"], state["live_tokens"]) == (1, 0)
