@@ -32,3 +32,6 @@ test: install lint
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench
+
+demo: install
+	@$(BIN)/python scripts/demo.py
