@@ -90,18 +90,22 @@ def build_retrying(
     maximum: float,
     idempotent: bool,
     log: Any,
-    describe: str,
 ) -> Retrying:
-    """A ``Retrying`` for one call; ``describe`` (method and path, no query) goes into each retry's log."""
+    """A ``Retrying`` for calls of ``fn(method, shown_path, ...)``; method and path go into each retry's log.
+
+    ``shown_path`` must hold no query string: it is logged, and a query may carry ``access_token``.
+    """
 
     def log_retry(retry_state: RetryCallState) -> None:
+        method, shown_path = retry_state.args[:2]
         outcome = retry_state.outcome
         exc: SignzyError | None = outcome.exception() if outcome else None  # type: ignore[assignment]
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
         reason = getattr(exc, "status", None) or type(exc).__name__
         log.warning(
-            "Signzy %s: attempt %d of %d failed (%s: %s); retrying in %.2fs",
-            describe,
+            "Signzy %s %s: attempt %d of %d failed (%s: %s); retrying in %.2fs",
+            method,
+            shown_path,
             retry_state.attempt_number,
             max_attempts,
             reason,

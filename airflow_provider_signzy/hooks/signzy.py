@@ -12,6 +12,7 @@ import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from tenacity import Retrying
 
 from airflow_provider_signzy import __version__
 from airflow_provider_signzy.connection import SignzyConnectionConfig
@@ -150,38 +151,37 @@ class SignzyHook(BaseHook):
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        config = self.config
-        url = self.url_for(path)
         shown_path = "/" + path.lstrip("/").split("?", 1)[0]
+        request = {"json": json, "params": params, "headers": headers, "auth": auth}
+        return self._retrying[idempotent](self._attempt, method, shown_path, self.url_for(path), request)
 
-        def attempt() -> requests.Response:
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers=headers,
-                    auth=auth,
-                    timeout=(config.connect_timeout, config.timeout),
-                )
-            except requests.RequestException as exc:
-                raise error_from_exception(
-                    exc, method=method, path=shown_path, conn_id=config.conn_id, timeout=config.timeout
-                ) from None
-            if response.status_code >= 400:
-                raise error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
-            return response
+    @cached_property
+    def _retrying(self) -> dict[bool, Retrying]:
+        """One retry policy per idempotency, built once per hook (its state is thread-local)."""
+        config = self.config
+        return {
+            idempotent: build_retrying(
+                max_attempts=config.max_attempts,
+                initial=config.backoff_initial,
+                maximum=config.backoff_max,
+                idempotent=idempotent,
+                log=self.log,
+            )
+            for idempotent in (True, False)
+        }
 
-        retrying = build_retrying(
-            max_attempts=config.max_attempts,
-            initial=config.backoff_initial,
-            maximum=config.backoff_max,
-            idempotent=idempotent,
-            log=self.log,
-            describe=f"{method} {shown_path}",
-        )
-        return retrying(attempt)
+    def _attempt(self, method: str, shown_path: str, url: str, request: dict[str, Any]) -> requests.Response:
+        """One HTTP exchange: a 2xx response, or the :class:`SignzyError` that fits the failure."""
+        config = self.config
+        try:
+            response = self.session.request(method, url, timeout=(config.connect_timeout, config.timeout), **request)
+        except requests.RequestException as exc:
+            raise error_from_exception(
+                exc, method=method, path=shown_path, conn_id=config.conn_id, timeout=config.timeout
+            ) from None
+        if response.status_code >= 400:
+            raise error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
+        return response
 
     def _auth(self, token: SignzyToken | str) -> SignzyTokenAuth:
         raw = token.id if isinstance(token, SignzyToken) else token
