@@ -35,3 +35,6 @@ clean:
 
 demo: install
 	@$(BIN)/python scripts/demo.py
+
+bench: install
+	@$(BIN)/python benchmarks/run.py
