@@ -1,7 +1,8 @@
 """Fault injection: what the emulator answers instead of (or besides) the real thing.
 
 A rule matches requests by method and path (``fnmatch`` pattern) and holds a queue of faults, one per
-matching request, in order; ``null`` in the queue lets one request through. ``every: N`` applies the
+matching request, in order; ``null`` in the queue lets one request through. Every matching rule counts
+each request; the first rule with a fault for it answers. ``every: N`` applies the
 rule's single fault to every N-th matching request instead, ``times`` times at most. A fault is a dict:
 
 - ``status`` (+ optional ``code``, ``message``, ``body``, ``content_type``, ``retry_after``): answer
@@ -90,6 +91,15 @@ def _check_fault(fault: dict[str, Any]) -> None:
         raise ValueError("'drop' is 'before' or 'after'")
 
 
+def fault_kind(fault: dict[str, Any]) -> str:
+    """A short name for counting served faults: ``status-502``, ``drop-after``, ``delay``."""
+    if fault.get("drop"):
+        return f"drop-{fault['drop']}"
+    if fault.get("status"):
+        return f"status-{fault['status']}"
+    return "delay"
+
+
 class FaultPlan:
     """The rules in force, consulted once per API request."""
 
@@ -109,11 +119,16 @@ class FaultPlan:
     def take(self, method: str, path: str) -> dict[str, Any] | None:
         if not self._rules:  # fast path: no lock when nothing is planned
             return None
+        # Every matching rule counts the request (so "every N-th" means every N-th request it matches);
+        # the first rule whose turn it is answers.
+        chosen = None
         with self._lock:
             for rule in self._rules:
                 if not rule.exhausted() and rule.matches(method, path):
-                    return rule.take()
-        return None
+                    fault = rule.take()
+                    if chosen is None and fault is not None:
+                        chosen = fault
+        return chosen
 
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:

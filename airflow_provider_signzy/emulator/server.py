@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_signzy.emulator.faults import FaultPlan
+from airflow_provider_signzy.emulator.faults import FaultPlan, fault_kind
 from airflow_provider_signzy.emulator.state import EmulatorState, Patron, iso
 
 LOGIN_PATHS = ("/api/v2/patrons/login", "/api/customers/login")
@@ -117,6 +117,7 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
         fault = self.server.faults.take(self.command, path)
         if fault:
             state.count("faults_served")
+            state.count(f"fault {fault_kind(fault)}")
             if fault.get("delay"):
                 time.sleep(float(fault["delay"]))
             if fault.get("drop") == "before":

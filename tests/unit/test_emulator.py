@@ -168,6 +168,7 @@ def test_fault_sequence_then_normal(emulator: SignzyEmulator) -> None:
     state = emulator.state.snapshot()
     assert state["logins"] == 2
     assert state["faults_served"] == 3
+    assert state["faults_by_kind"] == {"status-502": 1, "status-429": 1, "status-503": 1}
 
 
 def test_fault_every_nth(emulator: SignzyEmulator) -> None:
@@ -175,6 +176,13 @@ def test_fault_every_nth(emulator: SignzyEmulator) -> None:
     token = login(emulator).json()["id"]
     codes = [requests.get(identities(emulator), headers={"Authorization": token}).status_code for _ in range(6)]
     assert codes == [200, 503, 200, 503, 200, 200]
+
+
+def test_every_matching_rule_counts_each_request(emulator: SignzyEmulator) -> None:
+    emulator.faults.add({"path": LOGIN, "every": 2, "fault": {"status": 502}})
+    emulator.faults.add({"path": LOGIN, "every": 3, "fault": {"status": 503}})
+    codes = [login(emulator).status_code for _ in range(6)]
+    assert codes == [200, 502, 503, 502, 200, 502]  # the 6th is both rules' turn: the first rule answers
 
 
 def test_drop_after_acting_creates_the_resource_but_sends_no_answer(emulator: SignzyEmulator) -> None:
