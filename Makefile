@@ -38,3 +38,7 @@ demo: install
 
 bench: install
 	@$(BIN)/python benchmarks/run.py
+
+# A local Celery deployment under concurrent load and injected faults (E2E_RUNS=20 by default).
+e2e: install
+	@$(BIN)/python scripts/e2e.py
