@@ -34,6 +34,19 @@ class SignzyError(AirflowException):
         self.conn_id = conn_id
         self.retry_after = retry_after
 
+    def restated(self, cls: type[SignzyError], message: str) -> SignzyError:
+        """The same failure (status, code, request) as ``cls`` with a message that says what it means."""
+        return cls(
+            message,
+            status=self.status,
+            code=self.code,
+            signzy_message=self.signzy_message,
+            method=self.method,
+            path=self.path,
+            conn_id=self.conn_id,
+            retry_after=self.retry_after,
+        )
+
 
 class SignzyConfigError(SignzyError):
     """The Airflow connection is missing a field or has a field Signzy cannot use."""

@@ -201,16 +201,10 @@ class SignzyHook(BaseHook):
             # Safe to resend: a login whose answer was lost only leaves a token that dies at its ttl.
             response = self._send("POST", config.login_path, json=body, idempotent=True)
         except SignzyAuthError as exc:
-            raise SignzyAuthError(
-                f"Signzy refused the login of user {config.username!r}: {exc.status} "
-                f"{exc.code or ''} {exc.signzy_message}. Check the Username and API key of connection "
-                f"{config.conn_id!r}",
-                status=exc.status,
-                code=exc.code,
-                signzy_message=exc.signzy_message,
-                method=exc.method,
-                path=exc.path,
-                conn_id=config.conn_id,
+            raise exc.restated(
+                SignzyAuthError,
+                f"Signzy refused the login of user {config.username!r}: {exc.status} {exc.code or ''} "
+                f"{exc.signzy_message}. Check the Username and API key of connection {config.conn_id!r}",
             ) from None
         try:
             payload = response.json()
@@ -290,17 +284,12 @@ class SignzyHook(BaseHook):
         try:
             return send(fresh)
         except SignzyAuthError as second:
-            raise SignzyPermissionError(
+            raise second.restated(
+                SignzyPermissionError,
                 f"Signzy refused {method} {second.path} with a fresh token too ({second.status} "
                 f"{second.code or ''} {second.signzy_message}): patron {fresh.user_id} may not use this "
                 f"resource. This is a permission problem, not an expired token (connection "
                 f"{self.signzy_conn_id!r})",
-                status=second.status,
-                code=second.code,
-                signzy_message=second.signzy_message,
-                method=method,
-                path=second.path,
-                conn_id=self.signzy_conn_id,
             ) from None
 
     def test_connection(self) -> tuple[bool, str]:

@@ -192,13 +192,8 @@ class SignzyOperator(BaseOperator):
             return response.text
 
 
-class SignzyLogoutOperator(BaseOperator):
-    """Revoke the run's token: use it as the DAG's teardown, so it runs when work tasks fail.
-
-    ``logout = SignzyLogoutOperator(); login >> calls >> logout.as_teardown(setups=login)``.
-    A token that is already dead counts as revoked. Signzy being unreachable fails this task (the token
-    then dies at its ttl, and the on_failure callback tries again).
-    """
+class _RunTokenOperator(BaseOperator):
+    """Shared arguments of the operators that revoke the token a login task stored for this run."""
 
     template_fields: Sequence[str] = ("signzy_conn_id",)
     ui_color = "#fde8e8"
@@ -206,7 +201,7 @@ class SignzyLogoutOperator(BaseOperator):
     def __init__(
         self,
         *,
-        task_id: str = "signzy_logout",
+        task_id: str,
         login_task_id: str = DEFAULT_LOGIN_TASK_ID,
         signzy_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
@@ -214,6 +209,18 @@ class SignzyLogoutOperator(BaseOperator):
         super().__init__(task_id=task_id, **kwargs)
         self.login_task_id = login_task_id
         self.signzy_conn_id = signzy_conn_id
+
+
+class SignzyLogoutOperator(_RunTokenOperator):
+    """Revoke the run's token: use it as the DAG's teardown, so it runs when work tasks fail.
+
+    ``logout = SignzyLogoutOperator(); login >> calls >> logout.as_teardown(setups=login)``.
+    A token that is already dead counts as revoked. Signzy being unreachable fails this task (the token
+    then dies at its ttl, and the on_failure callback tries again).
+    """
+
+    def __init__(self, *, task_id: str = "signzy_logout", **kwargs: Any) -> None:
+        super().__init__(task_id=task_id, **kwargs)
 
     def execute(self, context: Context) -> bool:
         record = pull_token_record(context["ti"], self.login_task_id)
@@ -227,27 +234,16 @@ class SignzyLogoutOperator(BaseOperator):
             hook.close()
 
 
-class SignzyRevokeTokenOperator(BaseOperator):
+class SignzyRevokeTokenOperator(_RunTokenOperator):
     """Best-effort, idempotent revoke of the run's token that never fails the task.
 
-    For teardowns that must stay green, and the operator behind
+    For teardowns that must stay green; the same step as
     :func:`airflow_provider_signzy.callbacks.revoke_token_on_failure`. Uses short timeouts.
+    Returns the outcome: ``revoked``, ``already-dead``, ``no-token``, ``unreadable`` or ``failed``.
     """
 
-    template_fields: Sequence[str] = ("signzy_conn_id",)
-    ui_color = "#fde8e8"
-
-    def __init__(
-        self,
-        *,
-        task_id: str = "signzy_revoke_token",
-        login_task_id: str = DEFAULT_LOGIN_TASK_ID,
-        signzy_conn_id: str = DEFAULT_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, task_id: str = "signzy_revoke_token", **kwargs: Any) -> None:
         super().__init__(task_id=task_id, **kwargs)
-        self.login_task_id = login_task_id
-        self.signzy_conn_id = signzy_conn_id
 
     def execute(self, context: Context) -> str:
         return revoke_run_token(
