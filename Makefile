@@ -17,6 +17,16 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" ".[test]"
 	@touch $@
 
+# LoopBack 3 (Node.js) for the interop tests: Signzy's v2 API is LoopBack, so the hook and the emulator are
+# checked against the real thing. Debian's nodejs/npm are installed if missing (as root, like CI).
+LOOPBACK_DEPS := tests/loopback/node_modules/.package-lock.json
+$(LOOPBACK_DEPS): tests/loopback/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo ">> Installing Debian's nodejs and npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@echo ">> Installing LoopBack 3 for the interop tests (npm ci in tests/loopback)"
+	@cd tests/loopback && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
 # The package is installed as a wheel, not in editable mode: the tests exercise what users install.
 install: $(STAMP)
 	@echo ">> Installing airflow-provider-signzy from this tree (as a wheel)"
@@ -27,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install lint
+test: install lint $(LOOPBACK_DEPS)
 	$(BIN)/pytest
 
 clean:
