@@ -280,7 +280,7 @@ class SignzyHook(BaseHook):
                 method,
                 first.path,
             )
-        fresh = self._renew_own_token(replacing=current if token is not None else None)
+        fresh = self._renew_own_token(replacing=token)  # keyed by the caller's token: later calls with it reuse `fresh`
         try:
             return send(fresh)
         except SignzyAuthError as second:

@@ -311,6 +311,20 @@ def test_expired_token_logs_in_again_once(make_conn: MakeConn, emulator: SignzyE
     assert state["live_tokens"] == 0  # the replacement was the hook's to revoke
 
 
+def test_a_replacement_that_expires_too_is_replaced_again(make_conn: MakeConn, emulator: SignzyEmulator) -> None:
+    make_conn(token_ttl=60)
+    with SignzyHook() as hook:
+        caller_token = hook.login(ttl=60)
+        emulator.state.advance_clock(61)
+        assert hook.request("GET", IDENTITIES, token=caller_token).ok  # replaced by a fresh token
+        emulator.state.advance_clock(61)  # the replacement expires on the server too
+        assert hook.request("GET", IDENTITIES, token=caller_token).ok  # replaced once more
+        assert hook.request("GET", IDENTITIES, token=caller_token).ok  # and that one is reused
+    state = emulator.state.snapshot()
+    assert state["logins"] == 3
+    assert state["live_tokens"] == 0
+
+
 def test_hook_renews_its_own_token_before_expiry(make_conn: MakeConn, emulator: SignzyEmulator) -> None:
     make_conn(token_ttl=600)
     with SignzyHook() as hook:
