@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
-from airflow_provider_signzy.exceptions import SignzyError
+from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
+
+if TYPE_CHECKING:
+    from airflow_provider_signzy.hooks.signzy import SignzyHook
+    from airflow_provider_signzy.token import SignzyToken
 
 #: The XCom key under which SignzyLoginOperator stores the token record.
 TOKEN_XCOM_KEY = "signzy_token"
@@ -42,6 +46,28 @@ def pull_token_record(ti: Any, login_task_id: str) -> Any:
     return ti.xcom_pull(task_ids=login_task_id, key=TOKEN_XCOM_KEY)
 
 
+def token_from_record(hook: SignzyHook, record: Any, login_task_id: str) -> SignzyToken:
+    """Decrypt the token in a login task's record for ``hook``'s connection, and mask it in this process.
+
+    Masking is per process: every task that holds the token needs its own mask.
+    """
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    from airflow_provider_signzy.token import SignzyToken, TokenCipher
+
+    source = f"XCom of task {login_task_id!r}"
+    if isinstance(record, dict) and record.get("conn_id") not in (None, hook.signzy_conn_id):
+        raise SignzyConfigError(
+            f"The token in {source} was issued for connection {record['conn_id']!r}, but this task uses "
+            f"{hook.signzy_conn_id!r}: give both tasks the same signzy_conn_id",
+            conn_id=hook.signzy_conn_id,
+        )
+    cipher = TokenCipher.for_connection(hook.config.extra, hook.signzy_conn_id)
+    token = SignzyToken.from_xcom(record, cipher, source=source)
+    mask_secret(token.id)
+    return token
+
+
 def revoke_run_token(
     ti: Any,
     *,
@@ -55,7 +81,6 @@ def revoke_run_token(
     and ``failed`` (Signzy could not be reached; the token still dies at its ttl).
     """
     from airflow_provider_signzy.hooks.signzy import SignzyHook
-    from airflow_provider_signzy.token import SignzyToken, TokenCipher
 
     try:
         record = pull_token_record(ti, login_task_id)
@@ -75,10 +100,7 @@ def revoke_run_token(
     conn_id = str(record.get("conn_id") or signzy_conn_id) if isinstance(record, dict) else signzy_conn_id
     hook = SignzyHook(conn_id, timeout=REVOKE_TIMEOUT, max_attempts=REVOKE_MAX_ATTEMPTS, backoff_max=REVOKE_BACKOFF_MAX)
     try:
-        cipher = TokenCipher.for_connection(hook.config.extra, conn_id)
-        token = SignzyToken.from_xcom(record, cipher, source=f"XCom of task {login_task_id!r}")
-        _mask(token.id)
-        revoked = hook.logout(token)
+        revoked = hook.logout(token_from_record(hook, record, login_task_id))
     except SignzyError as exc:
         logger.warning("Could not revoke the Signzy token of task %r: %s", login_task_id, exc)
         return "failed"
@@ -109,12 +131,3 @@ def revoke_token_on_failure(
 
     callback.__name__ = f"revoke_signzy_token_of_{login_task_id}"
     return callback
-
-
-def _mask(secret: str) -> None:
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-
-        mask_secret(secret)
-    except Exception:  # masking is best effort outside a task process
-        log.debug("mask_secret unavailable here")

@@ -9,41 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, mask_secret
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_signzy.callbacks import (
     DEFAULT_LOGIN_TASK_ID,
     TOKEN_XCOM_KEY,
     pull_token_record,
     revoke_run_token,
+    token_from_record,
 )
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
-from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
+from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
 
 if TYPE_CHECKING:
     import requests
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_signzy.token import SignzyToken
 
 PATRON_PLACEHOLDER = "{patron_id}"
-
-
-def _token_from_record(hook: SignzyHook, record: Any, login_task_id: str) -> SignzyToken:
-    from airflow_provider_signzy.token import SignzyToken, TokenCipher
-
-    source = f"XCom of task {login_task_id!r}"
-    if isinstance(record, dict) and record.get("conn_id") not in (None, hook.signzy_conn_id):
-        raise SignzyConfigError(
-            f"The token in {source} was issued for connection {record['conn_id']!r}, but this task uses "
-            f"{hook.signzy_conn_id!r}: give both tasks the same signzy_conn_id",
-            conn_id=hook.signzy_conn_id,
-        )
-    cipher = TokenCipher.for_connection(hook.config.extra, hook.signzy_conn_id)
-    token = SignzyToken.from_xcom(record, cipher, source=source)
-    mask_secret(token.id)  # masking is per process: this task's log needs its own mask
-    return token
 
 
 class SignzyLoginOperator(BaseOperator):
@@ -161,7 +145,7 @@ class SignzyOperator(BaseOperator):
                 )
                 token = hook.get_token()
             else:
-                token = _token_from_record(hook, record, self.login_task_id)
+                token = token_from_record(hook, record, self.login_task_id)
             endpoint = self.endpoint.replace(PATRON_PLACEHOLDER, token.user_id)
             response = hook.request(
                 self.method,
@@ -229,7 +213,7 @@ class SignzyLogoutOperator(_RunTokenOperator):
             return False
         hook = SignzyHook(self.signzy_conn_id)
         try:
-            return hook.logout(_token_from_record(hook, record, self.login_task_id))
+            return hook.logout(token_from_record(hook, record, self.login_task_id))
         finally:
             hook.close()
 
