@@ -44,6 +44,14 @@ class ApiError(Exception):
             self.envelope["code"] = code
 
 
+def status_phrase(status: int) -> str:
+    """``Bad Gateway`` for 502; ``Error`` for a status code the standard library does not know."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def _auth_required() -> ApiError:
     return ApiError(401, "Authorization Required", code="AUTHORIZATION_REQUIRED")
 
@@ -86,7 +94,7 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
         content_type: str = "application/json; charset=utf-8",
         headers: dict[str, str] | None = None,
     ) -> None:
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
+        reason = status_phrase(status)
         lines = [f"HTTP/1.1 {status} {reason}", f"Server: {self.server_version}"]
         if body or status != 204:
             lines.append(f"Content-Type: {content_type}")
@@ -151,7 +159,7 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
         headers = {}
         if fault.get("retry_after") is not None:
             headers["Retry-After"] = str(fault["retry_after"])
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        reason = status_phrase(status)
         if "body" in fault:
             raw = fault["body"]
             body = raw.encode() if isinstance(raw, str) else json.dumps(raw).encode()

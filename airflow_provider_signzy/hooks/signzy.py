@@ -146,14 +146,16 @@ class SignzyHook(BaseHook):
         path: str,
         *,
         idempotent: bool,
+        url: str | None = None,
         auth: AuthBase | None = None,
         json: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
+        """Send with the retry policy; ``url`` is ``url_for(path)`` when the caller has built it already."""
         shown_path = "/" + path.lstrip("/").split("?", 1)[0]
         request = {"json": json, "params": params, "headers": headers, "auth": auth}
-        return self._retrying[idempotent](self._attempt, method, shown_path, self.url_for(path), request)
+        return self._retrying[idempotent](self._attempt, method, shown_path, url or self.url_for(path), request)
 
     @cached_property
     def _retrying(self) -> dict[bool, Retrying]:
@@ -255,7 +257,7 @@ class SignzyHook(BaseHook):
         a second 401 is a permission problem and raises :class:`SignzyPermissionError`.
         """
         method = method.upper()
-        self.url_for(endpoint)  # refuse a foreign URL before any token is fetched
+        url = self.url_for(endpoint)  # built first: a foreign URL is refused before any token is fetched
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         current = self._replacements.get(token.id, token) if token is not None else self.get_token()
@@ -265,6 +267,7 @@ class SignzyHook(BaseHook):
                 method,
                 endpoint,
                 idempotent=idempotent,
+                url=url,
                 auth=self._auth(with_token),
                 json=json,
                 params=params,
