@@ -7,7 +7,9 @@ import datetime as dt
 import os
 import time
 
-from common import PATRON_ID, Row, airflow_home, emulator, emulator_process, set_connections
+from common import PATRON_ID, Row, airflow_home, set_connections
+
+from airflow_provider_signzy.emulator.process import emulator_process
 
 K = 10
 
@@ -76,17 +78,17 @@ def main() -> None:
 
     db.resetdb()
     DagBundlesManager().sync_bundles_to_db()
-    with emulator_process() as url:
-        os.environ["SIGNZY_BENCH_URL"] = url
-        set_connections(url)
+    with emulator_process() as emulator:
+        os.environ["SIGNZY_BENCH_URL"] = emulator.url
+        set_connections(emulator.url)
         results = {}
         dags = {"provider": provider_dag(), "per_task": per_task_login_dag()}
         for dag in dags.values():  # warm-up: the first dag.test() in a process starts Airflow's API
             run(dag)
         for name, dag in dags.items():
-            emulator(url, "/_emulator/reset", {})
+            emulator.reset()
             seconds = run(dag)
-            state = emulator(url, "/_emulator/state")
+            state = emulator.state()
             results[name] = (state, seconds)
     ours, theirs = results["provider"][0], results["per_task"][0]
     Row(

@@ -9,7 +9,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from common import PATRON_ID, Row, airflow_home, emulator_process, set_connections
+from common import PATRON_ID, Row, airflow_home, set_connections
+
+from airflow_provider_signzy.emulator.process import emulator_process
 
 CALLS = 2000
 ROUNDS = 20
@@ -36,7 +38,8 @@ def emulator_capacity(url: str, path: str, token: str) -> float:
 
 def main() -> None:
     airflow_home()
-    with emulator_process() as url:
+    with emulator_process() as emulator:
+        url = emulator.url
         set_connections(url)
         import requests
         from airflow.providers.http.hooks.http import HttpHook

@@ -6,7 +6,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from common import PATRON_ID, Row, airflow_home, emulator, emulator_process, set_connections
+from common import PATRON_ID, Row, airflow_home, set_connections
+
+from airflow_provider_signzy.emulator.process import emulator_process
 
 REPEATS = 15
 INITIAL, MAXIMUM, ATTEMPTS = 0.2, 5.0, 4
@@ -20,8 +22,8 @@ def timed(call) -> float:
 
 def main() -> None:
     airflow_home()
-    with emulator_process() as url:
-        set_connections(url, backoff_initial=INITIAL, backoff_max=MAXIMUM, max_attempts=ATTEMPTS)
+    with emulator_process() as emulator:
+        set_connections(emulator.url, backoff_initial=INITIAL, backoff_max=MAXIMUM, max_attempts=ATTEMPTS)
         from airflow_provider_signzy.hooks.signzy import SignzyHook
         from airflow_provider_signzy.retry import planned_wait_bounds
 
@@ -31,10 +33,10 @@ def main() -> None:
             with SignzyHook() as hook:
                 fresh_costs.append(timed(lambda hook=hook: hook.request("GET", path, token=hook.login(ttl=60))))
                 token = hook.login(ttl=60)
-                emulator(url, "/_emulator/clock", {"advance": 61})  # every token so far is now expired
-                before = emulator(url, "/_emulator/state")["logins"]
+                emulator.advance_clock(61)  # every token so far is now expired
+                before = emulator.state()["logins"]
                 recoveries.append(timed(lambda hook=hook, token=token: hook.request("GET", path, token=token)))
-                relogins.append(emulator(url, "/_emulator/state")["logins"] - before)
+                relogins.append(emulator.state()["logins"] - before)
         recovery, fresh = statistics.median(recoveries), statistics.median(fresh_costs)
         Row(
             "expired token -> successful call (median)",
@@ -51,11 +53,11 @@ def main() -> None:
             token = hook.login()
             baseline = statistics.median(timed(lambda: hook.request("GET", path, token=token)) for _ in range(20))
             for _ in range(5):
-                emulator(url, "/_emulator/faults", {"path": path, "faults": [{"status": 503}] * (ATTEMPTS - 1)})
+                emulator.add_faults({"path": path, "faults": [{"status": 503}] * (ATTEMPTS - 1)})
                 waits.append(timed(lambda: hook.request("GET", path, token=token)) - ATTEMPTS * baseline)
             retry_after = []
             for _ in range(3):
-                emulator(url, "/_emulator/faults", {"path": path, "faults": [{"status": 429, "retry_after": 1}]})
+                emulator.add_faults({"path": path, "faults": [{"status": 429, "retry_after": 1}]})
                 retry_after.append(timed(lambda: hook.request("GET", path, token=token)) - 2 * baseline)
         wait = max(waits)
         Row(

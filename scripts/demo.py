@@ -13,11 +13,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+
+from airflow_provider_signzy.emulator.process import EmulatorControl, emulator_process
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".demo"
@@ -45,29 +46,6 @@ def say(message: str) -> None:
     print(f">> {message}", flush=True)
 
 
-def emulator_call(base: str, path: str, method: str = "GET") -> dict:
-    request = urllib.request.Request(base + path, method=method, data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read() or b"{}")
-
-
-def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
-    port_file = WORK / "emulator.port"
-    process = subprocess.Popen(
-        [str(BIN / "signzy-emulator"), "--port", "0", "--port-file", str(port_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(WORK / "emulator.log", "wb"),  # noqa: SIM115 - lives as long as the process
-    )
-    for _ in range(100):
-        if port_file.exists() and port_file.read_text():
-            return process, f"http://127.0.0.1:{port_file.read_text()}"
-        if process.poll() is not None:
-            raise SystemExit("the emulator did not start: see .demo/emulator.log")
-        time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("the emulator did not report its port within 10 s")
-
-
 def airflow_env(emulator_url: str) -> dict[str, str]:
     home = WORK / "airflow-home"
     return {
@@ -90,8 +68,8 @@ def airflow_env(emulator_url: str) -> dict[str, str]:
     }
 
 
-def run_dag(dag_id: str, expected: str, env: dict[str, str], emulator_url: str) -> DagOutcome:
-    emulator_call(emulator_url, "/_emulator/reset", "POST")
+def run_dag(dag_id: str, expected: str, env: dict[str, str], emulator: EmulatorControl) -> DagOutcome:
+    emulator.reset()
     say(f"Running {dag_id} with `airflow dags test` (log: .demo/{dag_id}.log)")
     started = time.monotonic()
     with open(WORK / f"{dag_id}.log", "wb") as log:
@@ -99,7 +77,7 @@ def run_dag(dag_id: str, expected: str, env: dict[str, str], emulator_url: str) 
             [str(BIN / "airflow"), "dags", "test", dag_id], env=env, stdout=log, stderr=subprocess.STDOUT, check=False
         )
     seconds = time.monotonic() - started
-    state = emulator_call(emulator_url, "/_emulator/state")
+    state = emulator.state()
     requests = state["requests"]
     auth_calls = sum(n for route, n in requests.items() if route.endswith(("/login", "/logout")))
     return DagOutcome(
@@ -135,10 +113,9 @@ def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
     say("Starting the Signzy emulator on a free local port")
-    emulator, url = start_emulator()
-    try:
-        say(f"Emulator at {url}; connection signzy_default points there")
-        env = airflow_env(url)
+    with open(WORK / "emulator.log", "wb") as emulator_log, emulator_process(stderr=emulator_log) as emulator:
+        say(f"Emulator at {emulator.url}; connection signzy_default points there")
+        env = airflow_env(emulator.url)
         say("Preparing a throw-away Airflow home with a SQLite DB (.demo/airflow-home)")
         subprocess.run(
             [str(BIN / "airflow"), "db", "migrate"],
@@ -148,12 +125,9 @@ def main() -> int:
             check=True,
         )
         outcomes = [
-            run_dag("signzy_token_lifecycle", "success", env, url),
-            run_dag("signzy_failure_revocation", "failed", env, url),
+            run_dag("signzy_token_lifecycle", "success", env, emulator),
+            run_dag("signzy_failure_revocation", "failed", env, emulator),
         ]
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
     report(outcomes)
     return 0 if all(o.as_expected for o in outcomes) else 1
 

@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_signzy.emulator.process import EmulatorControl
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".e2e"
 BIN = Path(sys.executable).parent
@@ -303,14 +305,6 @@ class Api:
         return all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))
 
 
-def emulator_get(url: str, path: str, body: Any = None) -> Any:
-    import requests
-
-    if body is None:
-        return requests.get(url + path, timeout=10).json()
-    return requests.post(url + path, json=body, timeout=10).json()
-
-
 # -- the load and its figures ------------------------------------------------------------------------
 
 
@@ -349,7 +343,8 @@ def run_load(api: Api, emulator_url: str, runs: int) -> tuple[list[list[str]], b
     failing = set(range(0, runs, 5))  # every 5th lifecycle run fails on purpose
     for dag_id in (LIFECYCLE, TIMEOUT):
         api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-    emulator_get(emulator_url, "/_emulator/faults", fault_plan(runs))
+    emulator = EmulatorControl(emulator_url)
+    emulator.add_faults(fault_plan(runs))
     say(f"Triggering {runs} lifecycle runs ({len(failing)} fail on purpose) and {timeouts} timeout runs at once")
     started = time.monotonic()
     triggered: list[tuple[str, str, bool]] = []
@@ -403,8 +398,8 @@ def run_load(api: Api, emulator_url: str, runs: int) -> tuple[list[list[str]], b
     ]
 
     # The DAG processor runs DAG-level callbacks (the timeout runs' only revocation) a little later.
-    poll_until(lambda: emulator_get(emulator_url, "/_emulator/state")["live_tokens"] == 0, 120)
-    state = emulator_get(emulator_url, "/_emulator/state")
+    poll_until(lambda: emulator.state()["live_tokens"] == 0, 120)
+    state = emulator.state()
     tokens = (WORK / "issued-tokens").read_text().split()
     files, leaks = scan_for_secrets(tokens)
     succeeded = sum(1 for r in results.values() if r["state"] == "success")

@@ -259,3 +259,22 @@ def test_cli_serves_on_a_free_port(tmp_path: object) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_emulator_process_and_its_control_client() -> None:
+    from airflow_provider_signzy.emulator.process import emulator_process
+
+    with emulator_process("--patron", "erin:erin-key-123456:patron-e") as control:
+        login_url = control.url + LOGIN
+        token = requests.post(login_url, json={"username": "erin", "password": "erin-key-123456"}, timeout=5)
+        assert token.json()["userId"] == "patron-e"
+        control.add_faults({"path": LOGIN, "faults": [{"status": 503}]})
+        assert requests.post(login_url, json={"username": "erin", "password": "x"}, timeout=5).status_code == 503
+        control.advance_clock(2_000_000)
+        state = control.state()
+        assert (state["logins"], state["live_tokens"], state["faults_by_kind"]) == (1, 0, {"status-503": 1})
+        control.reset()
+        assert control.state()["logins"] == 0
+        url = control.url
+    with pytest.raises(requests.ConnectionError):  # stopped with the block
+        requests.get(url + "/_emulator/health", timeout=2)
