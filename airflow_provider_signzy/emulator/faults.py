@@ -10,6 +10,12 @@ rule's single fault to every N-th matching request instead, ``times`` times at m
 - ``delay``: seconds to wait before handling the request (it is then handled normally).
 - ``drop``: ``"after"`` acts on the request, then closes the connection with no answer;
   ``"before"`` closes it without acting.
+- ``hold``: seconds; acts on the request, then holds the answer that long before sending it (a paid
+  call in flight: the charge is made, the client still waits). ``GET /_emulator/state`` lists the
+  answers held now (``held``: route, the client's port, seconds held) and counts those sent
+  (``held_answers_sent``) and those whose client was gone first (``held_answers_undelivered``: it
+  timed out or its process was killed; the emulator notices within 0.1 s, stops holding and sends
+  nothing). Not combined with ``status`` or ``drop``.
 """
 
 from __future__ import annotations
@@ -84,19 +90,28 @@ def _check_fault(fault: dict[str, Any]) -> None:
         "retry_after",
         "delay",
         "drop",
+        "hold",
     }
     if unknown:
         raise ValueError(f"unknown fault keys: {sorted(unknown)}")
     if fault.get("drop") not in (None, "before", "after"):
         raise ValueError("'drop' is 'before' or 'after'")
+    if "hold" in fault:
+        hold = fault["hold"]
+        if isinstance(hold, bool) or not isinstance(hold, int | float) or hold <= 0:
+            raise ValueError("'hold' is a positive number of seconds")
+        if fault.get("status") or fault.get("drop"):
+            raise ValueError("'hold' acts, then answers late: it does not combine with 'status' or 'drop'")
 
 
 def fault_kind(fault: dict[str, Any]) -> str:
-    """A short name for counting served faults: ``status-502``, ``drop-after``, ``delay``."""
+    """A short name for counting served faults: ``status-502``, ``drop-after``, ``hold``, ``delay``."""
     if fault.get("drop"):
         return f"drop-{fault['drop']}"
     if fault.get("status"):
         return f"status-{fault['status']}"
+    if fault.get("hold"):
+        return "hold"
     return "delay"
 
 

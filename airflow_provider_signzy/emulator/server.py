@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -121,7 +122,8 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             self._control(path, body)
             return
         state = self.server.state
-        state.count_request(f"{self.command} {route_of(path)}")
+        route = f"{self.command} {route_of(path)}"
+        state.count_request(route)
         fault = self.server.faults.take(self.command, path)
         if fault:
             state.count("faults_served")
@@ -144,6 +146,8 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
         if fault and fault.get("drop") == "after":
             self._drop()
             return
+        if fault and fault.get("hold") and not self._hold(float(fault["hold"]), route):
+            return
         if status == 204:
             self._send(204)
         else:
@@ -153,6 +157,33 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _hold(self, seconds: float, route: str) -> bool:
+        """Hold the answer ``seconds``; False (nothing to send) when the client left first or we stop."""
+        state, key = self.server.state, id(self)
+        state.hold_started(key, route, int(self.client_address[1]))
+        deadline = time.monotonic() + seconds
+        delivered = False
+        try:
+            while not self._client_gone():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    delivered = True
+                    return True
+                if self.server.closing.wait(min(0.1, remaining)):
+                    return False
+            self.close_connection = True
+            return False
+        finally:
+            state.hold_ended(key, delivered=delivered)
+
+    def _client_gone(self) -> bool:
+        """The client closed its end (a read timeout, or its process died): EOF or a reset is waiting."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _fault_answer(self, fault: dict[str, Any]) -> None:
         status = int(fault["status"])
@@ -351,6 +382,7 @@ class SignzyHTTPServer(ThreadingHTTPServer):
         self.faults = FaultPlan()
         self.acl_error_status = acl_error_status
         self.ttl_as_string = ttl_as_string
+        self.closing = threading.Event()  # set on stop: held answers stop waiting
 
 
 DEFAULT_PATRONS = (Patron("demo", "demo-api-key-0123456789", "patron-demo-0001", "demo@example.com"),)
@@ -409,6 +441,7 @@ class SignzyEmulator:
         return self
 
     def stop(self) -> None:
+        self.httpd.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread is not None:

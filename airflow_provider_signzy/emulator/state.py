@@ -57,6 +57,7 @@ class EmulatorState:
             self.identities: dict[str, dict[str, Any]] = {}
             self.counters: Counter[str] = Counter()
             self.requests: Counter[str] = Counter()
+            self.held: dict[int, dict[str, Any]] = {}
             self.clock_offset = 0.0
 
     # -- clock --
@@ -142,6 +143,17 @@ class EmulatorState:
         with self.lock:
             self.requests[route] += 1
 
+    # -- answers held by the ``hold`` fault --
+
+    def hold_started(self, key: int, route: str, client_port: int) -> None:
+        with self.lock:
+            self.held[key] = {"route": route, "client_port": client_port, "since": time.monotonic()}
+
+    def hold_ended(self, key: int, *, delivered: bool) -> None:
+        with self.lock:
+            self.held.pop(key, None)
+            self.counters["held_answers_sent" if delivered else "held_answers_undelivered"] += 1
+
     def snapshot(self) -> dict[str, Any]:
         """What tests and demos read: counts only, never a token value."""
         live = self.live_tokens()
@@ -158,6 +170,16 @@ class EmulatorState:
                 "identities_created": self.counters["identities_created"],
                 "faults_served": self.counters["faults_served"],
                 "faults_by_kind": {k[6:]: n for k, n in self.counters.items() if k.startswith("fault ")},
+                "held": [
+                    {
+                        "route": h["route"],
+                        "client_port": h["client_port"],
+                        "seconds": round(time.monotonic() - h["since"], 2),
+                    }
+                    for h in self.held.values()
+                ],
+                "held_answers_sent": self.counters["held_answers_sent"],
+                "held_answers_undelivered": self.counters["held_answers_undelivered"],
                 "connections": self.counters["connections"],
                 "requests": dict(self.requests),
                 "total_requests": sum(self.requests.values()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import subprocess
 import sys
@@ -278,3 +279,67 @@ def test_emulator_process_and_its_control_client() -> None:
         url = control.url
     with pytest.raises(requests.ConnectionError):  # stopped with the block
         requests.get(url + "/_emulator/health", timeout=2)
+
+
+def test_hold_acts_then_answers_late(emulator: SignzyEmulator) -> None:
+    token = login(emulator).json()["id"]
+    emulator.faults.add({"path": "/api/v2/patrons/*/identities", "method": "POST", "faults": [{"hold": 0.4}]})
+    started = time.monotonic()
+    answer = requests.post(identities(emulator), json={"type": "x"}, headers={"Authorization": token}, timeout=5)
+    assert answer.status_code == 200
+    assert time.monotonic() - started >= 0.4
+    state = emulator.state.snapshot()
+    assert state["faults_by_kind"] == {"hold": 1}
+    assert (state["held_answers_sent"], state["held_answers_undelivered"], state["held"]) == (1, 0, [])
+
+
+def test_hold_outlives_a_short_read_timeout_but_the_identity_exists(emulator: SignzyEmulator) -> None:
+    token = login(emulator).json()["id"]
+    emulator.faults.add({"path": "/api/v2/patrons/*/identities", "method": "POST", "faults": [{"hold": 30}]})
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(identities(emulator), json={"type": "x"}, headers={"Authorization": token}, timeout=(5, 0.3))
+    assert emulator.state.snapshot()["identities_created"] == 1
+    # The client closed its end on the timeout: the emulator stops holding and sends nothing.
+    deadline = time.monotonic() + 5
+    while emulator.state.snapshot()["held_answers_undelivered"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state = emulator.state.snapshot()
+    assert (state["held_answers_undelivered"], state["held_answers_sent"], state["held"]) == (1, 0, [])
+    # The emulator still answers everyone else.
+    assert requests.get(identities(emulator), headers={"Authorization": token}, timeout=5).status_code == 200
+
+
+def test_held_answers_are_listed_with_the_client_port_until_the_client_dies(emulator: SignzyEmulator) -> None:
+    """What `make e2e` relies on to SIGKILL the one process whose paid POST is in flight."""
+    token = login(emulator).json()["id"]
+    emulator.faults.add({"path": "/api/v2/patrons/*/identities", "method": "POST", "faults": [{"hold": 30}]})
+    host, port = emulator.httpd.server_address[:2]
+    client = http.client.HTTPConnection(str(host), int(port), timeout=5)
+    client.request(
+        "POST",
+        "/api/v2/patrons/patron-demo-0001/identities",
+        body=json.dumps({"type": "x"}),
+        headers={"Authorization": token, "Content-Type": "application/json"},
+    )
+    assert client.sock is not None
+    client_port = client.sock.getsockname()[1]
+    deadline = time.monotonic() + 5
+    while not emulator.state.snapshot()["held"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    held = emulator.state.snapshot()["held"]
+    assert [(h["route"], h["client_port"]) for h in held] == [("POST /api/v2/patrons/{userId}/identities", client_port)]
+    assert emulator.state.snapshot()["identities_created"] == 1  # acted before holding
+    client.close()  # what the kernel does for a killed process
+    deadline = time.monotonic() + 5
+    while emulator.state.snapshot()["held"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state = emulator.state.snapshot()
+    assert (state["held"], state["held_answers_undelivered"]) == ([], 1)
+
+
+@pytest.mark.parametrize(
+    "fault", [{"hold": 0}, {"hold": "5"}, {"hold": 1, "status": 502}, {"hold": 1, "drop": "after"}]
+)
+def test_hold_rejects_nonsense(emulator: SignzyEmulator, fault: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="hold"):
+        emulator.faults.add({"path": LOGIN, "faults": [fault]})
