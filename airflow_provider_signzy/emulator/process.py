@@ -23,13 +23,13 @@ class EmulatorControl:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def call(self, path: str, body: Any = None) -> Any:
-        """GET ``path``, or POST ``body`` as JSON to it; returns the parsed answer."""
+    def call(self, path: str, body: Any = None, *, method: str | None = None) -> Any:
+        """GET ``path``, or POST ``body`` as JSON to it (or ``method``); returns the parsed answer."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - the emulator's own http:// URL
             self.url + path,
             data=data,
-            method="GET" if data is None else "POST",
+            method=method or ("GET" if data is None else "POST"),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - as above
@@ -43,6 +43,10 @@ class EmulatorControl:
 
     def add_faults(self, spec: dict[str, Any] | list[dict[str, Any]]) -> None:
         self.call("/_emulator/faults", spec)
+
+    def clear_faults(self) -> None:
+        """Drop every fault rule; the state (tokens, identities, counters) stays."""
+        self.call("/_emulator/faults", method="DELETE")
 
     def advance_clock(self, seconds: float) -> None:
         self.call("/_emulator/clock", {"advance": seconds})

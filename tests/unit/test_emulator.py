@@ -269,8 +269,10 @@ def test_emulator_process_and_its_control_client() -> None:
         login_url = control.url + LOGIN
         token = requests.post(login_url, json={"username": "erin", "password": "erin-key-123456"}, timeout=5)
         assert token.json()["userId"] == "patron-e"
-        control.add_faults({"path": LOGIN, "faults": [{"status": 503}]})
+        control.add_faults({"path": LOGIN, "faults": [{"status": 503}, {"status": 502}]})
         assert requests.post(login_url, json={"username": "erin", "password": "x"}, timeout=5).status_code == 503
+        control.clear_faults()  # the 502 is never served
+        assert control.state()["faults"] == []
         control.advance_clock(2_000_000)
         state = control.state()
         assert (state["logins"], state["live_tokens"], state["faults_by_kind"]) == (1, 0, {"status-503": 1})
