@@ -9,7 +9,7 @@ Exit code 0 only when every goal is met. E2E_RUNS sets the number of lifecycle r
 Then the paid-call runs (issue 9): a DAG with ``retries=2`` whose paid POST loses its answer, or is held
 by the emulator while the script SIGKILLs the task process that sent it, or the whole Celery worker
 (then restarts it). Airflow retries each of those tasks; every run must have sent its POST exactly once
-and its task must fail saying that Signzy may have charged the call.
+and its task must fail saying that Signzy may have charged the call. ``E2E_RUNS=0`` runs these alone.
 """
 
 from __future__ import annotations
@@ -856,6 +856,13 @@ def main() -> int:
         emulator_url = deployment.start_emulator()
         api_port = free_port()
         env = airflow_env(db_url, broker, emulator_url, api_port)
+        deployment.ports["api-server"] = api_port
+        for name in (
+            "SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER",
+            "LOGGING__WORKER_LOG_SERVER",
+            "LOGGING__TRIGGER_LOG_SERVER",
+        ):
+            deployment.ports[name.split("__")[1].lower()] = int(env[f"AIRFLOW__{name}_PORT"])
         say("Migrating the Airflow metadata DB (PostgreSQL)")
         with open(WORK / "logs" / "db-migrate.log", "wb") as log:
             subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, stdout=log, stderr=log)
