@@ -107,6 +107,16 @@ def error_from_response(response: requests.Response, *, method: str, path: str, 
     return SignzyClientError(text, **kwargs)
 
 
+#: Failures while preparing a request, before anything is sent.
+_NEVER_SENT = (
+    requests.exceptions.InvalidJSONError,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+)
+
+
 def error_from_exception(
     exc: requests.RequestException, *, method: str, path: str, conn_id: str | None, timeout: float
 ) -> SignzyConnectionError:
@@ -117,7 +127,9 @@ def error_from_exception(
     """
     reached_server = True
     transient = True
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, _NEVER_SENT):
+        what, reached_server, transient = f"the request could not be built ({type(exc).__name__})", False, False
+    elif isinstance(exc, requests.exceptions.SSLError):
         what, reached_server, transient = "the TLS handshake failed (check 'verify' and the CA)", False, False
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         what, reached_server = "no connection within the connect timeout", False

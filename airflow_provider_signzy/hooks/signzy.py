@@ -27,11 +27,13 @@ from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
     SignzyConfigError,
     SignzyError,
+    SignzyOutcomeUnknownError,
     SignzyPermissionError,
     SignzyResponseError,
 )
+from airflow_provider_signzy.ledger import LedgerEntry, open_entry, signzy_acted
 from airflow_provider_signzy.retry import IDEMPOTENT_METHODS, build_retrying
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.token import SignzyToken, TokenCipher
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -192,12 +194,13 @@ class SignzyHook(BaseHook):
     # -- the public API --
 
     def login(self, ttl: int | None = None) -> SignzyToken:
-        """Log in and return a new token (masked in this process's logs); ``ttl`` in seconds."""
+        """Log in and return a new token (masked in this process's logs).
+
+        ``ttl``: seconds the token should live; default the connection's ``token_ttl`` extra, else an hour.
+        """
         config = self.config
-        body: dict[str, Any] = {"username": config.username, "password": config.api_key}
-        ttl = ttl if ttl is not None else config.token_ttl
-        if ttl is not None:
-            body["ttl"] = int(ttl)
+        ttl = int(ttl) if ttl is not None else config.token_ttl
+        body: dict[str, Any] = {"username": config.username, "password": config.api_key, "ttl": ttl}
         sent_at = datetime.now(UTC)
         try:
             # Safe to resend: a login whose answer was lost only leaves a token that dies at its ttl.
@@ -248,11 +251,16 @@ class SignzyHook(BaseHook):
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        call_key: str | None = None,
     ) -> requests.Response:
         """Send one authenticated call and return the 2xx response; failures raise :class:`SignzyError`.
 
         ``idempotent`` (default: True for GET, HEAD, OPTIONS, PUT, DELETE) allows sending the request
-        again after a failure that may have reached Signzy. Leave it off for paid POSTs.
+        again after a failure that may have reached Signzy. Leave it off for paid POSTs: then a call
+        whose outcome is unknown raises :class:`SignzyOutcomeUnknownError`, which fails the task without
+        Airflow retries, and inside a task on Airflow 3.3+ the call ledger (:mod:`.ledger`) makes later
+        tries of the task replay the call's answer instead of sending it again. ``call_key`` names the call
+        for the ledger instead of a digest of ``json`` and ``params`` (for bodies that change between tries).
         On a 401, the hook logs in once more (that token is its own, revoked on :meth:`close`);
         a second 401 is a permission problem and raises :class:`SignzyPermissionError`.
         """
@@ -260,19 +268,50 @@ class SignzyHook(BaseHook):
         url = self.url_for(endpoint)  # built first: a foreign URL is refused before any token is fetched
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
+        call = {"json": json, "params": params, "headers": headers}
+        if idempotent:
+            return self._authenticated(method, endpoint, url, token, idempotent=True, call=call)
+        entry = open_entry(
+            method=method,
+            path=endpoint,
+            json_body=json,
+            params=params,
+            call_key=call_key,
+            conn_id=self.signzy_conn_id,
+            cipher_factory=lambda: TokenCipher.for_connection(self.config.extra, self.signzy_conn_id),
+            log=self.log,
+        )
+        if entry is not None:
+            replayed = entry.replay_or_clear()
+            if replayed is not None:
+                return replayed
+            entry.sending()
+        try:
+            response = self._authenticated(method, endpoint, url, token, idempotent=False, call=call)
+        except SignzyError as exc:
+            may_have_acted = entry.failed(exc) if entry is not None else signzy_acted(exc) is not False
+            if may_have_acted:
+                raise self._outcome_unknown(exc, entry) from None
+            raise
+        if entry is not None:
+            entry.succeeded(response)
+        return response
+
+    def _authenticated(
+        self,
+        method: str,
+        endpoint: str,
+        url: str,
+        token: SignzyToken | None,
+        *,
+        idempotent: bool,
+        call: dict[str, Any],
+    ) -> requests.Response:
+        """The call with ``token`` (or the hook's own), logging in again once on a 401."""
         current = self._replacements.get(token.id, token) if token is not None else self.get_token()
 
         def send(with_token: SignzyToken) -> requests.Response:
-            return self._send(
-                method,
-                endpoint,
-                idempotent=idempotent,
-                url=url,
-                auth=self._auth(with_token),
-                json=json,
-                params=params,
-                headers=headers,
-            )
+            return self._send(method, endpoint, idempotent=idempotent, url=url, auth=self._auth(with_token), **call)
 
         try:
             return send(current)
@@ -294,6 +333,24 @@ class SignzyHook(BaseHook):
                 f"resource. This is a permission problem, not an expired token (connection "
                 f"{self.signzy_conn_id!r})",
             ) from None
+
+    def _outcome_unknown(self, exc: SignzyError, entry: LedgerEntry | None) -> SignzyOutcomeUnknownError:
+        if entry is not None:
+            resend = entry.scope.resend_instructions(entry.key)
+        else:
+            resend = (
+                "There is no call ledger here (Airflow before 3.3, or outside a task): clearing the task sends it again"
+            )
+        unknown = exc.restated(
+            SignzyOutcomeUnknownError,
+            f"{exc}. The call may have reached Signzy: it may have acted on it, and it may have been charged, "
+            "so it is not sent again, neither in this try nor by Airflow's retries (this error fails the task "
+            "without them). Check in Signzy (your dashboard, or a GET of the resource) whether it was done. "
+            f"{resend}",
+        )
+        assert isinstance(unknown, SignzyOutcomeUnknownError)
+        unknown.cause = exc
+        return unknown
 
     def test_connection(self) -> tuple[bool, str]:
         """Log in, then log out (a test must not leave a live token): the Connections UI's Test button."""

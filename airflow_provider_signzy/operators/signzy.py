@@ -39,7 +39,7 @@ class SignzyLoginOperator(BaseOperator):
 
     :param signzy_conn_id: the ``signzy`` connection.
     :param token_ttl: seconds the token should live; ask for about the DAG's expected length, so a leaked
-        token dies on its own. Default: the connection's ``token_ttl`` extra, else Signzy's (14 days).
+        token dies on its own. Default: the connection's ``token_ttl`` extra, else one hour.
     """
 
     template_fields: Sequence[str] = ("signzy_conn_id", "token_ttl")
@@ -102,9 +102,16 @@ class SignzyOperator(BaseOperator):
         task ran), this task logs in itself and revokes its own token before it returns.
     :param idempotent: allow resending after a failure that may have reached Signzy (default: True for
         GET, PUT, DELETE; False for POST, so a paid verification is never sent twice).
+    :param call_key: for a non-idempotent call, the name the call ledger knows it by (default: a digest of
+        ``json`` and ``query_params``). Give one when the body changes between tries of the same call.
+        Templated.
+
+    A non-idempotent call goes through the call ledger (Airflow 3.3+): a later try of this task (a retry,
+    a worker that died, a clear) replays the answer of a call that succeeded, and fails without sending
+    when an earlier try may have had it acted on. See the README's "Paid calls" section.
     """
 
-    template_fields: Sequence[str] = ("endpoint", "json", "query_params", "headers", "signzy_conn_id")
+    template_fields: Sequence[str] = ("endpoint", "json", "query_params", "headers", "signzy_conn_id", "call_key")
     template_fields_renderers = {"json": "json", "query_params": "json", "headers": "json"}
     ui_color = "#d4ecfc"
 
@@ -121,6 +128,7 @@ class SignzyOperator(BaseOperator):
         login_task_id: str = DEFAULT_LOGIN_TASK_ID,
         signzy_conn_id: str = DEFAULT_CONN_ID,
         idempotent: bool | None = None,
+        call_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -134,6 +142,7 @@ class SignzyOperator(BaseOperator):
         self.login_task_id = login_task_id
         self.signzy_conn_id = signzy_conn_id
         self.idempotent = idempotent
+        self.call_key = call_key
 
     def execute(self, context: Context) -> Any:
         record = pull_token_record(context["ti"], self.login_task_id)
@@ -155,6 +164,7 @@ class SignzyOperator(BaseOperator):
                 params=self.query_params,
                 headers=self.headers,
                 idempotent=self.idempotent,
+                call_key=self.call_key,
             )
         self.log.info("Signzy %s %s answered %s", self.method, endpoint, response.status_code)
         if self.response_check is not None and not self.response_check(response):
