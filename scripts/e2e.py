@@ -8,8 +8,9 @@ Exit code 0 only when every goal is met. E2E_RUNS sets the number of lifecycle r
 
 Then the paid-call runs (issue 9): a DAG with ``retries=2`` whose paid POST loses its answer, or is held
 by the emulator while the script SIGKILLs the task process that sent it, or the whole Celery worker
-(then restarts it). Airflow retries each of those tasks; every run must have sent its POST exactly once
-and its task must fail saying that Signzy may have charged the call. ``E2E_RUNS=0`` runs these alone.
+(then restarts it). Airflow retries each of those tasks; then the script clears them. Every run must
+have sent its POST exactly once and its task must fail saying that Signzy may have charged the call.
+``E2E_RUNS=0`` runs these alone.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ API_KEY = "demo-api-key-0123456789"
 LIFECYCLE, TIMEOUT, RETRIES = "signzy_e2e_lifecycle", "signzy_e2e_timeout", "signzy_e2e_retries"
 TERMINAL = {"success", "failed"}
 IDENTITIES = "/api/v2/patrons/*/identities"
+POSTS = "POST /api/v2/patrons/{userId}/identities"  # the emulator's request count for paid POSTs
 CHARGED = "may have been charged"  # what a retried task whose paid call has an unknown outcome must say
 HOLD_SECONDS = 45  # a held answer; the patient connection's read timeout (90 s) outlasts it
 
@@ -491,7 +493,7 @@ def run_load(api: Api, emulator_url: str, runs: int) -> list[list[str]]:
     state = emulator.state()
     succeeded = sum(1 for r in results.values() if r["state"] == "success")
     served = state["faults_by_kind"]
-    posts = state["requests"].get("POST /api/v2/patrons/{userId}/identities", 0)
+    posts = state["requests"].get(POSTS, 0)
     created = state["identities_created"]
     rows = [
         ["runs triggered (lifecycle + timeout)", f"{runs} + {timeouts}", "-", "-"],
@@ -796,9 +798,23 @@ def run_paid_calls(
     kills += kill_worker(api, deployment, emulator, emulator_port, crashed, worker_kills, worker_argv, env)
     wait_runs(api, RETRIES, crashed, 300)
     emulator.clear_faults()
+
+    # A user who sees the failed task and clears it (the UI's Clear, `airflow tasks clear`): that alone
+    # must not send the call again.
+    run_ids = batch + crashed
+    tries_before = {run_id: charged_message(api, run_id)[1] for run_id in run_ids}
+    posts_before = emulator.state()["requests"].get(POSTS, 0)
+    say(f"Clearing the {len(run_ids)} paid-call tasks, as a user would after reading their failure")
+    for run_id in run_ids:
+        api.call(
+            "POST",
+            f"/dags/{RETRIES}/clearTaskInstances",
+            json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["create_identity"], "only_failed": False},
+        )
+    wait_runs(api, RETRIES, run_ids, 300)
+    resent = emulator.state()["requests"].get(POSTS, 0) - posts_before
     wall = time.monotonic() - started
 
-    run_ids = batch + crashed
     outcomes = {run_id: charged_message(api, run_id) for run_id in run_ids}
     for run_id, (state, tries, said) in outcomes.items():
         print(f"   {run_id}: create_identity {state} after {tries} tries; '{CHARGED}' in the log of tries {said}")
@@ -807,6 +823,7 @@ def run_paid_calls(
     for kill in kills:
         kill.seen = ended_as_expected(api, kill) and outcomes[str(kill.run_id)][1] > kill.try_number
     retried = {what: sum(k.seen for k in kills if k.what == what) for what in ("task process", "Celery worker")}
+    reran = sum(1 for run_id in run_ids if outcomes[run_id][1] > tries_before[run_id])
     told = sum(1 for state, tries, said in outcomes.values() if state == "failed" and tries in said)  # its last try
     rows = [
         [
@@ -832,6 +849,12 @@ def run_paid_calls(
             f"{len(run_ids)} -> {told}",
             "all",
             yes(told == len(run_ids)),
+        ],
+        [
+            "paid-call tasks cleared -> ran again / POSTs sent again",
+            f"{len(run_ids)} -> {reran} / {resent}",
+            f"{len(run_ids)} / 0",
+            yes(reran == len(run_ids) and resent == 0),
         ],
         ["wall time of the paid-call runs", f"{wall:.0f} s", "-", "-"],
     ]

@@ -4,8 +4,8 @@
 ``retry_delay``), a login, one paid POST whose body carries the run id (so the script can count the
 POSTs each run sent, at the emulator), and the logout teardown. The script makes the emulator lose
 that POST's answer (``drop: after``) or hold it while it SIGKILLs the task process or the whole Celery
-worker; Airflow then retries the task. The goal: exactly one POST per run, and the retried task fails
-saying that Signzy may have charged the call.
+worker; Airflow then retries the task, and the script clears it afterwards. The goal: exactly one POST per
+run, and the task fails saying that Signzy may have charged the call.
 
 Connection ``signzy_e2e_patient`` is the emulator with a 90 s read timeout, so a held answer keeps the
 POST in flight until the kill lands (the other e2e DAGs use ``signzy_default``, timeout 2 s).
