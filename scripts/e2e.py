@@ -439,6 +439,13 @@ def run_load(api: Api, emulator_url: str, runs: int) -> list[list[str]]:
     say(f"Triggering {runs} lifecycle runs ({len(failing)} fail on purpose) and {timeouts} timeout runs at once")
     started = time.monotonic()
     triggered: list[tuple[str, str, bool]] = []
+    # The timeout runs first: on a busy machine their login must not wait behind every lifecycle run's
+    # for a worker slot until their 25 s dagrun_timeout has passed (then nothing logs in to revoke).
+    for n in range(timeouts):
+        run = api.call(
+            "POST", f"/dags/{TIMEOUT}/dagRuns", json={"dag_run_id": f"timeout-{n:03d}", "logical_date": None}
+        )
+        triggered.append((TIMEOUT, run["dag_run_id"], True))
     for n in range(runs):
         run = api.call(
             "POST",
@@ -446,11 +453,6 @@ def run_load(api: Api, emulator_url: str, runs: int) -> list[list[str]]:
             json={"dag_run_id": f"load-{n:03d}", "logical_date": None, "conf": {"fail": n in failing}},
         )
         triggered.append((LIFECYCLE, run["dag_run_id"], n in failing))
-    for n in range(timeouts):
-        run = api.call(
-            "POST", f"/dags/{TIMEOUT}/dagRuns", json={"dag_run_id": f"timeout-{n:03d}", "logical_date": None}
-        )
-        triggered.append((TIMEOUT, run["dag_run_id"], True))
     results: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + 1500
     while len(results) < len(triggered) and time.monotonic() < deadline:

@@ -63,7 +63,7 @@ with DAG(
     catchup=False,
     max_active_runs=64,
     dagrun_timeout=timedelta(seconds=25),
-    default_args={"retries": 0},
+    default_args={"retries": 0, "priority_weight": 100},  # queued ahead of the lifecycle runs' tasks
     on_failure_callback=revoke_token_on_failure(),
 ):
 
