@@ -132,6 +132,8 @@ class LedgerEntry:
 
         Raises :class:`SignzyOutcomeUnknownError` when an earlier try may have had it acted on.
         """
+        if self.scope.try_number == 1:
+            return None  # the first try of this task instance: no earlier try can have written an entry
         prior = self.scope.store.get(self.key)
         if not isinstance(prior, dict):
             return None
