@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagrun import run_dag, task_states
+from dagrun import clear_and_rerun, run_dag, task_states
 
 from airflow_provider_signzy.emulator import SignzyEmulator
 
@@ -44,6 +44,26 @@ def test_taskflow_example_succeeds_and_revokes(example_bag, dag_env: SignzyEmula
     state = dag_env.state.snapshot()
     assert state["identities_created"] == 3
     assert state["logins"] == state["logouts"] == 2  # one per task, each revoked by its with-block
+    assert state["live_tokens"] == 0
+
+
+def test_taskflow_example_cleared_after_a_lost_answer_pays_for_nothing_twice(
+    example_bag, dag_env: SignzyEmulator, capfd
+) -> None:
+    dag_env.faults.add(
+        {"path": "/api/v2/patrons/*/identities", "method": "POST", "faults": [None, None, {"drop": "after"}]}
+    )
+    dag = example_bag.dags["signzy_taskflow"]
+    run = run_dag(dag)
+    verify = next(ti for ti in run.get_task_instances() if ti.task_id == "verify_customers")
+    assert (str(verify.state), verify.try_number) == ("failed", 1)  # the lost answer used no retry
+    assert clear_and_rerun(dag, run, "verify_customers") == "failed"  # a user's Clear after the failure
+    output = capfd.readouterr().out
+    assert "already succeeded in try 1" in output  # the first two were replayed, not paid again
+    assert "was sent by try 1" in output  # the third is not sent blind
+    state = dag_env.state.snapshot()
+    assert state["requests"]["POST /api/v2/patrons/{userId}/identities"] == 3
+    assert state["identities_created"] == 3
     assert state["live_tokens"] == 0
 
 
