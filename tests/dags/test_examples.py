@@ -22,7 +22,12 @@ def example_bag():
 
 def test_examples_parse_without_import_errors_and_are_scheduled(example_bag) -> None:
     assert example_bag.import_errors == {}
-    assert set(example_bag.dags) == {"signzy_token_lifecycle", "signzy_taskflow", "signzy_failure_revocation"}
+    assert set(example_bag.dags) == {
+        "signzy_token_lifecycle",
+        "signzy_taskflow",
+        "signzy_failure_revocation",
+        "signzy_batch_verification",
+    }
     for dag in example_bag.dags.values():
         assert dag.schedule not in (None, "None"), f"{dag.dag_id} has no schedule"
         assert dag.catchup is False
@@ -65,6 +70,16 @@ def test_taskflow_example_cleared_after_a_lost_answer_pays_for_nothing_twice(
     assert state["requests"]["POST /api/v2/patrons/{userId}/identities"] == 3
     assert state["identities_created"] == 3
     assert state["live_tokens"] == 0
+
+
+def test_batch_example_verifies_every_customer_once_on_one_login(example_bag, dag_env: SignzyEmulator) -> None:
+    run = run_dag(example_bag.dags["signzy_batch_verification"])
+    assert str(run.state) == "success", task_states(run)
+    report = next(ti for ti in run.get_task_instances() if ti.task_id == "report")
+    assert report.xcom_pull(task_ids="report") == {"succeeded": 25}
+    state = dag_env.state.snapshot()
+    assert state["identities_created"] == 25
+    assert (state["logins"], state["logouts"], state["live_tokens"]) == (1, 1, 0)
 
 
 def test_failure_example_fails_and_leaves_no_live_token(example_bag, dag_env: SignzyEmulator, capfd) -> None:
