@@ -132,6 +132,8 @@ class LedgerEntry:
 
         Raises :class:`SignzyOutcomeUnknownError` when an earlier try may have had it acted on.
         """
+        if self.scope.try_number == 1:
+            return None  # the first try of this task instance: no earlier try can have written an entry
         prior = self.scope.store.get(self.key)
         if not isinstance(prior, dict):
             return None
@@ -173,14 +175,7 @@ class LedgerEntry:
                 path=self.call["path"],
                 conn_id=self.call.get("conn_id"),
             )
-        answer = json.loads(self.cipher.decrypt(sealed, source=f"the Signzy call ledger entry {self.key!r}"))
-        response = requests.Response()
-        response.status_code = int(answer["status"])
-        response._content = answer["body"].encode()
-        response.encoding = "utf-8"
-        response.headers = CaseInsensitiveDict({"Content-Type": answer.get("content_type") or "application/json"})
-        response.reason = REPLAYED_REASON
-        response.url = answer.get("url", "")
+        response = unseal_answer(sealed, self.cipher, source=f"the Signzy call ledger entry {self.key!r}")
         self.log.info(
             "%s already succeeded in try %s at %s (%s): returning that answer, not sending it again",
             self.label,
@@ -200,25 +195,55 @@ class LedgerEntry:
         self._write(SENDING, sent_at=self.sent_at)
 
     def succeeded(self, response: requests.Response) -> None:
-        answer = None
-        if self.cipher.encrypts:
-            payload = {
-                "status": response.status_code,
-                "content_type": response.headers.get("Content-Type"),
-                "body": response.text,
-                "url": response.url.split("?", 1)[0] if response.url else "",
-            }
-            answer = self.cipher.encrypt(json.dumps(payload))
-        self._write(SUCCEEDED, sent_at=self.sent_at, finished_at=_now(), status=response.status_code, answer=answer)
+        self._write(SUCCEEDED, sent_at=self.sent_at, **success_fields(response, self.cipher))
 
     def failed(self, exc: BaseException) -> bool:
         """Record a failed call's outcome; True when Signzy may have acted on it."""
-        acted = signzy_acted(exc)
-        status = getattr(exc, "status", None)
-        detail = f"{status or type(exc).__name__}: {getattr(exc, 'signzy_message', None) or exc}"[:300]
-        state = NOT_ACTED if acted is False else UNKNOWN
-        self._write(state, sent_at=self.sent_at, finished_at=_now(), status=status, detail=detail)
-        return acted is not False
+        fields = failure_fields(exc)
+        self._write(fields.pop("state"), sent_at=self.sent_at, **fields)
+        return fields["may_have_acted"] is True
+
+
+def success_fields(response: requests.Response, cipher: TokenCipher) -> dict[str, Any]:
+    """What an entry keeps of a successful call: its answer, Fernet-encrypted (none without a key)."""
+    answer = None
+    if cipher.encrypts:
+        payload = {
+            "status": response.status_code,
+            "content_type": response.headers.get("Content-Type"),
+            "body": response.text,
+            "url": response.url.split("?", 1)[0] if response.url else "",
+        }
+        answer = cipher.encrypt(json.dumps(payload))
+    return {"finished_at": _now(), "status": response.status_code, "answer": answer}
+
+
+def failure_fields(exc: BaseException) -> dict[str, Any]:
+    """What an entry keeps of a failed call: its state (``not-acted`` or ``unknown``) and why."""
+    acted = signzy_acted(exc)
+    status = getattr(exc, "status", None)
+    # Kinds and codes only: Signzy's message of a refused call may quote the body, and so personal data.
+    detail = " ".join(str(part) for part in (type(exc).__name__, status, getattr(exc, "code", None)) if part)
+    return {
+        "state": NOT_ACTED if acted is False else UNKNOWN,
+        "finished_at": _now(),
+        "status": status,
+        "detail": detail,
+        "may_have_acted": acted is not False,
+    }
+
+
+def unseal_answer(sealed: str, cipher: TokenCipher, *, source: str) -> requests.Response:
+    """The ``requests.Response`` of a stored answer; its ``reason`` says it was replayed."""
+    answer = json.loads(cipher.decrypt(sealed, source=source))
+    response = requests.Response()
+    response.status_code = int(answer["status"])
+    response._content = answer["body"].encode()
+    response.encoding = "utf-8"
+    response.headers = CaseInsensitiveDict({"Content-Type": answer.get("content_type") or "application/json"})
+    response.reason = REPLAYED_REASON
+    response.url = answer.get("url", "")
+    return response
 
 
 def open_entry(
@@ -251,3 +276,57 @@ def open_entry(
         "conn_id": conn_id,
     }
     return LedgerEntry(scope, key, call, cipher_factory(), log)
+
+
+def call_identity(method: str, path: str, json_body: Any, params: Any, call_key: str | None = None) -> str:
+    """A call's name in the ledger: method, path without query string, and the body's digest."""
+    shown_path = "/" + path.lstrip("/").split("?", 1)[0]
+    return hashlib.sha256(f"{method} {shown_path} {body_digest(json_body, params, call_key)}".encode()).hexdigest()
+
+
+class BatchLedger:
+    """The call ledger of a batch of calls in one task: one store key per window of items.
+
+    A window's entries are written once before any of its calls leaves ("sending") and once when all
+    have finished, so a batch costs two store writes per window, not per call. Keys carry the try, so a
+    later try reads every earlier try's windows and takes each call's latest entry. Items are matched by
+    identity (method, path, body digest, and which repeat of an identical call it is), not by position.
+    """
+
+    def __init__(self, scope: TaskScope, batch: str, cipher: TokenCipher, log: Any) -> None:
+        self.scope = scope
+        self.batch = batch
+        self.cipher = cipher
+        self.log = log
+
+    @classmethod
+    def open(cls, *, method: str, endpoint: str, cipher_factory: Any, log: Any) -> BatchLedger | None:
+        """The running task's batch ledger, or None where there is no task state store."""
+        scope = TaskScope.current()
+        if scope is None:
+            return None
+        batch = hashlib.sha256(f"{method} {endpoint}".encode()).hexdigest()[:16]
+        return cls(scope, batch, cipher_factory(), log)
+
+    def key(self, window: int, try_number: int | None = None) -> str:
+        return f"signzy-batch:{self.batch}:t{try_number or self.scope.try_number}:w{window}"
+
+    def earlier_entries(self) -> dict[str, dict[str, Any]]:
+        """Each call's latest entry from the earlier tries of this task (none on a first try)."""
+        latest: dict[str, dict[str, Any]] = {}
+        for try_number in range(1, self.scope.try_number):
+            window = 0
+            while isinstance(record := self.scope.store.get(self.key(window, try_number)), dict):
+                latest.update(record.get("calls", {}))
+                window += 1
+        return latest
+
+    def write(self, window: int, calls: dict[str, dict[str, Any]]) -> None:
+        self.scope.store.set(self.key(window), {"v": LEDGER_VERSION, "calls": calls})
+
+    def replay(self, entry: dict[str, Any], identity: str) -> requests.Response | None:
+        """The answer an earlier try kept for a call that succeeded (None without a Fernet key then)."""
+        sealed = entry.get("answer")
+        if not sealed:
+            return None
+        return unseal_answer(sealed, self.cipher, source=f"the Signzy batch ledger entry of call {identity[:12]}")

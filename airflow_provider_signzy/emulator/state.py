@@ -169,6 +169,7 @@ class EmulatorState:
                 "expired": self.counters["expired"],
                 "identities_created": self.counters["identities_created"],
                 "faults_served": self.counters["faults_served"],
+                "rate_limited": self.counters["rate_limited"],
                 "faults_by_kind": {k[6:]: n for k, n in self.counters.items() if k.startswith("fault ")},
                 "held": [
                     {

@@ -29,6 +29,7 @@ from airflow_provider_signzy.exceptions import (
     SignzyError,
     SignzyOutcomeUnknownError,
     SignzyPermissionError,
+    SignzyRateLimitError,
     SignzyResponseError,
 )
 from airflow_provider_signzy.ledger import LedgerEntry, open_entry, signzy_acted
@@ -37,6 +38,8 @@ from airflow_provider_signzy.token import SignzyToken, TokenCipher
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from airflow_provider_signzy.pacing import CallPacer
 
 
 class SignzyTokenAuth(AuthBase):
@@ -91,6 +94,11 @@ class SignzyHook(BaseHook):
         self._own_token: SignzyToken | None = None
         self._replacements: dict[str, SignzyToken] = {}
         self._token_lock = threading.Lock()
+        self._renew_lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        #: Optional :class:`~airflow_provider_signzy.pacing.CallPacer` shared by threads that call at once.
+        self.pacer: CallPacer | None = None
 
     # -- Connections UI (Airflow 3.0 and 3.1; 3.2+ reads the same fields from the provider info) --
 
@@ -116,9 +124,19 @@ class SignzyHook(BaseHook):
             backoff_max=self._backoff_max if self._backoff_max is not None else config.backoff_max,
         )
 
-    @cached_property
+    @property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook; retries are tenacity's job, not urllib3's."""
+        """One keep-alive session per hook and thread (a ``requests.Session`` is not thread-safe)."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._new_session()
+            self._local.session = session
+            with self._token_lock:
+                self._sessions.append(session)
+        return session
+
+    def _new_session(self) -> requests.Session:
+        """A keep-alive session; retries are tenacity's job, not urllib3's."""
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": f"airflow-provider-signzy/{__version__}"})
         session.verify = self.config.verify
@@ -177,6 +195,9 @@ class SignzyHook(BaseHook):
     def _attempt(self, method: str, shown_path: str, url: str, request: dict[str, Any]) -> requests.Response:
         """One HTTP exchange: a 2xx response, or the :class:`SignzyError` that fits the failure."""
         config = self.config
+        pacer = self.pacer
+        if pacer is not None:
+            pacer.before_call()
         try:
             response = self.session.request(method, url, timeout=(config.connect_timeout, config.timeout), **request)
         except requests.RequestException as exc:
@@ -184,7 +205,12 @@ class SignzyHook(BaseHook):
                 exc, method=method, path=shown_path, conn_id=config.conn_id, timeout=config.timeout
             ) from None
         if response.status_code >= 400:
-            raise error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
+            error = error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
+            if pacer is not None and isinstance(error, SignzyRateLimitError):
+                pacer.on_rate_limited(error.retry_after)
+            raise error
+        if pacer is not None:
+            pacer.on_success()
         return response
 
     def _auth(self, token: SignzyToken | str) -> SignzyTokenAuth:
@@ -297,6 +323,30 @@ class SignzyHook(BaseHook):
             entry.succeeded(response)
         return response
 
+    def call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        token: SignzyToken | None = None,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """:meth:`request` without the call ledger, for callers that keep their own (the batch operator).
+
+        Thread-safe: threads may call at once (one HTTP session each, one re-login for all on a 401).
+        A failure raises the :class:`SignzyError` of the call itself, never :class:`SignzyOutcomeUnknownError`:
+        use :func:`~airflow_provider_signzy.ledger.signzy_acted` to tell whether Signzy may have acted.
+        """
+        method = method.upper()
+        url = self.url_for(endpoint)
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        call = {"json": json, "params": params, "headers": headers}
+        return self._authenticated(method, endpoint, url, token, idempotent=idempotent, call=call)
+
     def _authenticated(
         self,
         method: str,
@@ -322,7 +372,8 @@ class SignzyHook(BaseHook):
                 method,
                 first.path,
             )
-        fresh = self._renew_own_token(replacing=token)  # keyed by the caller's token: later calls with it reuse `fresh`
+        # Keyed by the caller's token: later calls with it reuse `fresh`.
+        fresh = self._renew_own_token(replacing=token, failed=current)
         try:
             return send(fresh)
         except SignzyAuthError as second:
@@ -369,9 +420,11 @@ class SignzyHook(BaseHook):
             self._replacements.clear()
         for token in {t.id: t for t in owned if t is not None}.values():
             self.revoke_quietly(token)
-        if "session" in self.__dict__:
-            self.session.close()
-            del self.__dict__["session"]
+        with self._token_lock:
+            sessions, self._sessions = self._sessions, []
+            self._local = threading.local()
+        for session in sessions:
+            session.close()
 
     def __enter__(self) -> SignzyHook:
         return self
@@ -392,17 +445,30 @@ class SignzyHook(BaseHook):
         return self._own_token
 
     def get_token(self) -> SignzyToken:
-        """The hook's own token: logs in on first use and again shortly before expiry."""
+        """The hook's own token: logs in on first use and again shortly before expiry (once for all threads)."""
         with self._token_lock:
             token = self._own_token
             if token is not None and not token.needs_refresh():
                 return token
-        if token is None:
-            return self._renew_own_token()
-        self.log.info("Signzy token of patron %s expires soon; logging in again", token.user_id)
-        return self._renew_own_token()
+        with self._renew_lock:
+            token = self._own_token
+            if token is not None and not token.needs_refresh():
+                return token  # another thread logged in meanwhile
+            if token is not None:
+                self.log.info("Signzy token of patron %s expires soon; logging in again", token.user_id)
+            return self._login_as_own(None)
 
-    def _renew_own_token(self, *, replacing: SignzyToken | None = None) -> SignzyToken:
+    def _renew_own_token(
+        self, *, replacing: SignzyToken | None = None, failed: SignzyToken | None = None
+    ) -> SignzyToken:
+        with self._renew_lock:  # threads refused at once log in once, not once each
+            if failed is not None:
+                current = self._replacements.get(replacing.id) if replacing is not None else self._own_token
+                if current is not None and current.id != failed.id:
+                    return current
+            return self._login_as_own(replacing)
+
+    def _login_as_own(self, replacing: SignzyToken | None) -> SignzyToken:
         fresh = self.login()
         with self._token_lock:
             old, self._own_token = self._own_token, fresh
