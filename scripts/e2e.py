@@ -818,8 +818,12 @@ def run_paid_calls(
     wall = time.monotonic() - started
 
     outcomes = {run_id: charged_message(api, run_id) for run_id in run_ids}
+    sent = posts_by_run(emulator_url)
     for run_id, (state, tries, said) in outcomes.items():
-        print(f"   {run_id}: create_identity {state} after {tries} tries; '{CHARGED}' in the log of tries {said}")
+        print(
+            f"   {run_id}: {sent[run_id]} paid POST(s) received; create_identity {state} after {tries} tries; "
+            f"'{CHARGED}' in the log of tries {said}"
+        )
     served = {k: v - before.get(k, 0) for k, v in emulator.state()["faults_by_kind"].items() if v > before.get(k, 0)}
     landed = sum(k.landed for k in kills)
     for kill in kills:
