@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_provider_signzy.envelope import answer_value
 from airflow_provider_signzy.ledger import (
     NOT_ACTED,
     SENDING,
@@ -345,14 +346,7 @@ class SignzyBatch:
         self._write_window(number, entries)
 
     def _parse(self, response: requests.Response) -> Any:
-        if self.response_filter is not None:
-            return self.response_filter(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
+        return answer_value(response, self.response_filter)
 
     # -- progress --
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,12 +16,18 @@ def test_threads_share_one_hook_with_a_session_each(make_conn: Callable[..., str
     make_conn()
     with SignzyHook() as hook:
         token = hook.login(ttl=600)
+        all_at_once = threading.Barrier(8, timeout=10)
+
+        def session_of_a_thread(_: int) -> int:
+            all_at_once.wait()  # eight threads for sure, not one thread doing all eight
+            return id(hook.session)
+
         with ThreadPoolExecutor(8) as pool:
-            sessions = list(pool.map(lambda _: id(hook.session), range(8)))
+            sessions = list(pool.map(session_of_a_thread, range(8)))
             statuses = list(pool.map(lambda _: hook.call("GET", IDENTITIES, token=token).status_code, range(80)))
         hook.logout(token)
     assert statuses == [200] * 80
-    assert len(set(sessions)) > 1  # not one requests.Session shared across threads
+    assert len(set(sessions)) == 8  # a requests.Session per thread, not one shared
     assert emulator.state.snapshot()["live_tokens"] == 0
 
 
