@@ -10,25 +10,28 @@ calls that succeeded, does not send calls whose outcome is unknown, and sends th
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_provider_signzy.envelope import answer_value
 from airflow_provider_signzy.ledger import (
     NOT_ACTED,
     SENDING,
     SUCCEEDED,
     BatchLedger,
+    answer_of,
     call_identity,
     failure_fields,
-    success_fields,
+    replayed_response,
 )
 from airflow_provider_signzy.pacing import CallPacer
 from airflow_provider_signzy.retry import IDEMPOTENT_METHODS
@@ -41,8 +44,12 @@ if TYPE_CHECKING:
     from airflow_provider_signzy.token import SignzyToken
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
-#: Calls whose "sending" entry is written at once; a try that dies leaves at most two windows unknown.
-DEFAULT_WINDOW = 64
+# Calls whose "sending" entries are written at once (two store writes per window). By default a window
+# holds about a second of calls at the rate so far, so a try killed mid-batch leaves at most about two
+# seconds of calls of unknown outcome, and a fast batch is not slowed by its ledger.
+WINDOW_SECONDS = 1.0
+MIN_WINDOW = 16
+MAX_WINDOW = 1000
 PROGRESS_EVERY = 5.0
 
 #: What happened to an item: sent and answered 2xx in this try; replayed from an earlier try's success;
@@ -80,7 +87,8 @@ class SignzyBatch:
     :param endpoint: path under the Base URL; ``{patron_id}`` is the token's patron and ``{field}`` the
         item's ``field``.
     :param token: the token to use (the run's); None: the hook's own, revoked when the hook closes.
-    :param window: calls whose ledger entries are written together (two store writes per window).
+    :param window: calls whose ledger entries are written together (two store writes per window); None:
+        about a second of calls at the rate so far.
     """
 
     def __init__(
@@ -96,7 +104,7 @@ class SignzyBatch:
         query_params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         response_filter: Callable[[requests.Response], Any] | None = None,
-        window: int = DEFAULT_WINDOW,
+        window: int | None = None,
         progress_every: float = PROGRESS_EVERY,
         log: Any = None,
     ) -> None:
@@ -111,7 +119,7 @@ class SignzyBatch:
         self.query_params = query_params
         self.headers = headers
         self.response_filter = response_filter
-        self.window = max(1, window)
+        self.window = max(1, window) if window is not None else None
         self.progress_every = progress_every
         self.log = log or hook.log
         self.pacer = CallPacer(max_calls_per_second)
@@ -142,13 +150,18 @@ class SignzyBatch:
             pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="signzy-batch")
             try:
                 in_flight: deque[tuple[int, list[_Call], list[Future[Any]]]] = deque()
-                for number, start in enumerate(range(0, len(to_send), self.window)):
-                    chunk = to_send[start : start + self.window]
+                position, size = 0, self.window or self._min_window
+                for number in itertools.count():
+                    chunk = to_send[position : position + size]
+                    if not chunk:
+                        break
+                    position += len(chunk)
                     self._write_window(number, {c.identity: self._sending_entry(c) for c in chunk})
                     in_flight.append((number, chunk, [pool.submit(self._send, c) for c in chunk]))
                     if len(in_flight) > 1:  # keep one window sending while the older one is recorded
                         self._finish(*in_flight[0])
                         in_flight.popleft()
+                        size = self.window or self._adaptive_window()
                 while in_flight:
                     self._finish(*in_flight[0])
                     in_flight.popleft()
@@ -233,8 +246,7 @@ class SignzyBatch:
         return to_send
 
     def _replayed(self, call: _Call, entry: dict[str, Any]) -> None:
-        assert self.ledger is not None
-        response = self.ledger.replay(entry, call.identity)
+        response = replayed_response(entry["answer"]) if entry.get("answer") else None
         if response is None:
             call.result = item_result(
                 call.index, REPLAYED, status=entry.get("status"), error="succeeded earlier; its answer was not kept"
@@ -274,12 +286,21 @@ class SignzyBatch:
         if self.ledger is not None:
             self.ledger.write(number, calls)
 
+    @property
+    def _min_window(self) -> int:
+        return max(MIN_WINDOW, 2 * self.max_concurrency)
+
+    def _adaptive_window(self) -> int:
+        """About ``WINDOW_SECONDS`` of calls at the rate so far: few store writes, little left unknown."""
+        with self._lock:
+            finished = self._finished_calls
+        rate = finished / max(time.monotonic() - self._started, 1e-6)
+        return min(MAX_WINDOW, max(self._min_window, int(rate * WINDOW_SECONDS)))
+
     def _finish(self, number: int, chunk: list[_Call], futures: list[Future[Any]]) -> None:
         pending = set(futures)
-        while pending:
-            _, pending = wait(
-                pending, timeout=max(0.05, self._next_progress - time.monotonic()), return_when=FIRST_COMPLETED
-            )
+        while pending:  # wakes for the progress line only: waking per finished call costs O(n^2)
+            _, pending = wait(pending, timeout=max(0.05, self._next_progress - time.monotonic()))
             self._log_progress()
         self._record(number, chunk, futures)
 
@@ -291,9 +312,9 @@ class SignzyBatch:
             self.log.warning("Could not record the interrupted Signzy batch windows: %s", exc)
 
     def _record(self, number: int, chunk: list[_Call], futures: list[Future[Any]]) -> None:
-        entries = {}
+        entries: dict[str, dict[str, Any]] = {}
         for call, future in zip(chunk, futures, strict=True):
-            base = {"try": self.ledger.scope.try_number if self.ledger else None, "index": call.index}
+            base: dict[str, Any] = {"try": self.ledger.scope.try_number if self.ledger else None, "index": call.index}
             if future.cancelled():
                 entries[call.identity] = {**base, "state": NOT_ACTED, "detail": "never sent: the try was interrupted"}
                 continue
@@ -307,9 +328,13 @@ class SignzyBatch:
                 )
                 self.counts[UNKNOWN if unknown else REFUSED] += 1
             else:
-                cipher = self.ledger.cipher if self.ledger is not None else None
-                if cipher is not None:
-                    entries[call.identity] = {**base, "state": SUCCEEDED, **success_fields(outcome, cipher)}
+                entries[call.identity] = {
+                    **base,
+                    "state": SUCCEEDED,
+                    "finished_at": _now(),
+                    "status": outcome.status_code,
+                    "answer": answer_of(outcome),  # BatchLedger.write keeps it encrypted, or drops it
+                }
                 call.result = item_result(call.index, SUCCEEDED_NOW, status=outcome.status_code)
                 try:
                     call.result["response"] = self._parse(outcome)
@@ -319,14 +344,7 @@ class SignzyBatch:
         self._write_window(number, entries)
 
     def _parse(self, response: requests.Response) -> Any:
-        if self.response_filter is not None:
-            return self.response_filter(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
+        return answer_value(response, self.response_filter)
 
     # -- progress --
 

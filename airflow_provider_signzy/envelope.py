@@ -7,6 +7,7 @@ Signzy's errors use LoopBack's envelope ``{"error": {"statusCode", "name", "mess
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -154,3 +155,15 @@ def error_from_exception(
     )
     error.transient = transient
     return error
+
+
+def answer_value(response: requests.Response, response_filter: Callable[[requests.Response], Any] | None = None) -> Any:
+    """What a call returns: ``response_filter(response)``, else the parsed JSON, the text, or None if empty."""
+    if response_filter is not None:
+        return response_filter(response)
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

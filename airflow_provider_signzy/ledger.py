@@ -204,17 +204,19 @@ class LedgerEntry:
         return fields["may_have_acted"] is True
 
 
+def answer_of(response: requests.Response) -> dict[str, Any]:
+    """What a replay needs of an answer (it may hold personal data: store it encrypted only)."""
+    return {
+        "status": response.status_code,
+        "content_type": response.headers.get("Content-Type"),
+        "body": response.text,
+        "url": response.url.split("?", 1)[0] if response.url else "",
+    }
+
+
 def success_fields(response: requests.Response, cipher: TokenCipher) -> dict[str, Any]:
     """What an entry keeps of a successful call: its answer, Fernet-encrypted (none without a key)."""
-    answer = None
-    if cipher.encrypts:
-        payload = {
-            "status": response.status_code,
-            "content_type": response.headers.get("Content-Type"),
-            "body": response.text,
-            "url": response.url.split("?", 1)[0] if response.url else "",
-        }
-        answer = cipher.encrypt(json.dumps(payload))
+    answer = cipher.encrypt(json.dumps(answer_of(response))) if cipher.encrypts else None
     return {"finished_at": _now(), "status": response.status_code, "answer": answer}
 
 
@@ -234,8 +236,12 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
 
 
 def unseal_answer(sealed: str, cipher: TokenCipher, *, source: str) -> requests.Response:
-    """The ``requests.Response`` of a stored answer; its ``reason`` says it was replayed."""
-    answer = json.loads(cipher.decrypt(sealed, source=source))
+    """The ``requests.Response`` of a stored, encrypted answer; its ``reason`` says it was replayed."""
+    return replayed_response(json.loads(cipher.decrypt(sealed, source=source)))
+
+
+def replayed_response(answer: dict[str, Any]) -> requests.Response:
+    """A ``requests.Response`` rebuilt from :func:`answer_of`; its ``reason`` says it was replayed."""
     response = requests.Response()
     response.status_code = int(answer["status"])
     response._content = answer["body"].encode()
@@ -291,6 +297,8 @@ class BatchLedger:
     have finished, so a batch costs two store writes per window, not per call. Keys carry the try, so a
     later try reads every earlier try's windows and takes each call's latest entry. Items are matched by
     identity (method, path, body digest, and which repeat of an identical call it is), not by position.
+    A window is stored as one Fernet-encrypted string (answers included), which the store handles far
+    faster than thousands of small JSON objects; without a key it is plain JSON without the answers.
     """
 
     def __init__(self, scope: TaskScope, batch: str, cipher: TokenCipher, log: Any) -> None:
@@ -316,17 +324,20 @@ class BatchLedger:
         latest: dict[str, dict[str, Any]] = {}
         for try_number in range(1, self.scope.try_number):
             window = 0
-            while isinstance(record := self.scope.store.get(self.key(window, try_number)), dict):
-                latest.update(record.get("calls", {}))
+            while isinstance(record := self.scope.store.get(key := self.key(window, try_number)), dict):
+                if "sealed" in record:
+                    text = self.cipher.decrypt(record["sealed"], source=f"the Signzy batch ledger entry {key!r}")
+                else:
+                    text = record.get("plain", "{}")
+                latest.update(json.loads(text))
                 window += 1
         return latest
 
     def write(self, window: int, calls: dict[str, dict[str, Any]]) -> None:
-        self.scope.store.set(self.key(window), {"v": LEDGER_VERSION, "calls": calls})
-
-    def replay(self, entry: dict[str, Any], identity: str) -> requests.Response | None:
-        """The answer an earlier try kept for a call that succeeded (None without a Fernet key then)."""
-        sealed = entry.get("answer")
-        if not sealed:
-            return None
-        return unseal_answer(sealed, self.cipher, source=f"the Signzy batch ledger entry of call {identity[:12]}")
+        """Store a window's entries; an entry's ``answer`` is :func:`answer_of`, kept only encrypted."""
+        if self.cipher.encrypts:
+            record = {"v": LEDGER_VERSION, "sealed": self.cipher.encrypt(json.dumps(calls))}
+        else:
+            stripped = {identity: {**entry, "answer": None} for identity, entry in calls.items()}
+            record = {"v": LEDGER_VERSION, "plain": json.dumps(stripped)}
+        self.scope.store.set(self.key(window), record)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from airflow_provider_signzy.batch import DEFAULT_WINDOW, INVALID, REFUSED, UNKNOWN, SignzyBatch
+from airflow_provider_signzy.batch import INVALID, REFUSED, UNKNOWN, SignzyBatch
 from airflow_provider_signzy.callbacks import DEFAULT_LOGIN_TASK_ID, pull_token_record, token_from_record
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.exceptions import SignzyError, SignzyOutcomeUnknownError
@@ -36,6 +36,9 @@ class SignzyBatchOperator(BaseOperator):
         PUT, DELETE). Non-idempotent batches keep a call ledger (Airflow 3.3+), so a retried task replays
         what succeeded, never resends a call of unknown outcome, and sends the rest.
     :param response_filter: ``callable(response) -> value`` kept as an item's ``response`` instead of the JSON.
+    :param ledger_window: items whose ledger entries are written together (two task-state-store writes per
+        window). Default: about a second of calls, so a worker killed mid-batch leaves at most about two
+        seconds of calls of unknown outcome.
 
     Each result: ``{"index", "ok", "outcome", "status", "response", "error"}``, where ``outcome`` is
     ``succeeded``, ``replayed`` (an earlier try's success), ``refused`` (Signzy did not act: sending it
@@ -61,7 +64,7 @@ class SignzyBatchOperator(BaseOperator):
         query_params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         response_filter: Callable[[requests.Response], Any] | None = None,
-        ledger_window: int = DEFAULT_WINDOW,
+        ledger_window: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -19,6 +19,7 @@ from airflow_provider_signzy.callbacks import (
     token_from_record,
 )
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.envelope import answer_value
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
 
@@ -175,15 +176,10 @@ class SignzyOperator(BaseOperator):
                 path=endpoint,
                 conn_id=self.signzy_conn_id,
             )
-        if self.response_filter is not None:
-            return self.response_filter(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
+        value = answer_value(response, self.response_filter)
+        if self.response_filter is None and isinstance(value, str) and value == response.text:
             self.log.warning("Signzy answered with a body that is not JSON; returning it as text")
-            return response.text
+        return value
 
 
 class _RunTokenOperator(BaseOperator):

@@ -174,3 +174,21 @@ def test_client_side_rate_cap_keeps_clear_of_the_limit(dag_env: SignzyEmulator) 
     run = run_dag(batch_dag("batch_capped", bodies(30), max_concurrency=8, max_calls_per_second=30))
     assert str(run.state) == "success", task_states(run)
     assert dag_env.state.snapshot()["rate_limited"] == 0
+
+
+def test_the_batch_ledger_holds_no_personal_data_in_the_clear(dag_env: SignzyEmulator) -> None:
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    items = bodies(12, prefix="pii.person")
+    run = run_dag(batch_dag("batch_no_pii", items, ledger_window=5))
+    assert str(run.state) == "success", task_states(run)
+    with create_session() as session:
+        rows = session.scalars(select(TaskStateStoreModel).where(TaskStateStoreModel.dag_id == "batch_no_pii")).all()
+        stored = [(row.key, row.value) for row in rows]
+    assert len(stored) == 3  # windows of 5, 5 and 2 items: one key each, written twice
+    text = " ".join(value for _, value in stored)
+    identity_ids = [i["id"] for i in dag_env.state.identities.values()]
+    for secret in [i["email"] for i in items] + identity_ids:
+        assert secret not in text
