@@ -47,9 +47,11 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # Calls whose "sending" entries are written at once (two store writes per window). By default a window
 # holds about a second of calls at the rate so far, so a try killed mid-batch leaves at most about two
 # seconds of calls of unknown outcome, and a fast batch is not slowed by its ledger.
+# A window's record stays under Airflow's [state_store] max_value_storage_bytes (64 KiB by default).
 WINDOW_SECONDS = 1.0
 MIN_WINDOW = 16
 MAX_WINDOW = 1000
+MAX_WINDOW_BYTES = 48_000
 PROGRESS_EVERY = 5.0
 
 #: What happened to an item: sent and answered 2xx in this try; replayed from an earlier try's success;
@@ -127,6 +129,7 @@ class SignzyBatch:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._started_calls = self._finished_calls = 0
+        self._bytes_per_call = 0.0
 
     # -- the run --
 
@@ -156,7 +159,8 @@ class SignzyBatch:
                     if not chunk:
                         break
                     position += len(chunk)
-                    self._write_window(number, {c.identity: self._sending_entry(c) for c in chunk})
+                    sent_at = _now()
+                    self._write_window(number, {c.identity: self._sending_entry(c, sent_at) for c in chunk})
                     in_flight.append((number, chunk, [pool.submit(self._send, c) for c in chunk]))
                     if len(in_flight) > 1:  # keep one window sending while the older one is recorded
                         self._finish(*in_flight[0])
@@ -278,13 +282,14 @@ class SignzyBatch:
 
     # -- the ledger and the results, on the main thread --
 
-    def _sending_entry(self, call: _Call) -> dict[str, Any]:
+    def _sending_entry(self, call: _Call, sent_at: str) -> dict[str, Any]:
         try_number = self.ledger.scope.try_number if self.ledger is not None else None
-        return {"state": SENDING, "try": try_number, "index": call.index, "sent_at": _now()}
+        return {"state": SENDING, "try": try_number, "index": call.index, "sent_at": sent_at}
 
     def _write_window(self, number: int, calls: dict[str, dict[str, Any]]) -> None:
-        if self.ledger is not None:
-            self.ledger.write(number, calls)
+        if self.ledger is not None and calls:
+            stored = self.ledger.write(number, calls)
+            self._bytes_per_call = max(self._bytes_per_call, stored / len(calls))
 
     @property
     def _min_window(self) -> int:
@@ -295,7 +300,8 @@ class SignzyBatch:
         with self._lock:
             finished = self._finished_calls
         rate = finished / max(time.monotonic() - self._started, 1e-6)
-        return min(MAX_WINDOW, max(self._min_window, int(rate * WINDOW_SECONDS)))
+        fits = int(MAX_WINDOW_BYTES / self._bytes_per_call) if self._bytes_per_call else MAX_WINDOW
+        return min(MAX_WINDOW, fits, max(self._min_window, int(rate * WINDOW_SECONDS)))
 
     def _finish(self, number: int, chunk: list[_Call], futures: list[Future[Any]]) -> None:
         pending = set(futures)
@@ -313,6 +319,7 @@ class SignzyBatch:
 
     def _record(self, number: int, chunk: list[_Call], futures: list[Future[Any]]) -> None:
         entries: dict[str, dict[str, Any]] = {}
+        finished_at = _now()
         for call, future in zip(chunk, futures, strict=True):
             base: dict[str, Any] = {"try": self.ledger.scope.try_number if self.ledger else None, "index": call.index}
             if future.cancelled():
@@ -331,7 +338,7 @@ class SignzyBatch:
                 entries[call.identity] = {
                     **base,
                     "state": SUCCEEDED,
-                    "finished_at": _now(),
+                    "finished_at": finished_at,
                     "status": outcome.status_code,
                     "answer": answer_of(outcome),  # BatchLedger.write keeps it encrypted, or drops it
                 }

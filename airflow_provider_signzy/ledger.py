@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -297,8 +298,9 @@ class BatchLedger:
     have finished, so a batch costs two store writes per window, not per call. Keys carry the try, so a
     later try reads every earlier try's windows and takes each call's latest entry. Items are matched by
     identity (method, path, body digest, and which repeat of an identical call it is), not by position.
-    A window is stored as one Fernet-encrypted string (answers included), which the store handles far
-    faster than thousands of small JSON objects; without a key it is plain JSON without the answers.
+    A window is stored as one string, its JSON compressed and Fernet-encrypted (answers included): the
+    store handles that far faster than thousands of small JSON objects. Without a key it is plain JSON
+    without the answers.
     """
 
     def __init__(self, scope: TaskScope, batch: str, cipher: TokenCipher, log: Any) -> None:
@@ -326,18 +328,21 @@ class BatchLedger:
             window = 0
             while isinstance(record := self.scope.store.get(key := self.key(window, try_number)), dict):
                 if "sealed" in record:
-                    text = self.cipher.decrypt(record["sealed"], source=f"the Signzy batch ledger entry {key!r}")
+                    sealed = self.cipher.unseal(record["sealed"], source=f"the Signzy batch ledger entry {key!r}")
+                    latest.update(json.loads(zlib.decompress(sealed)))
                 else:
-                    text = record.get("plain", "{}")
-                latest.update(json.loads(text))
+                    latest.update(json.loads(record.get("plain", "{}")))
                 window += 1
         return latest
 
-    def write(self, window: int, calls: dict[str, dict[str, Any]]) -> None:
-        """Store a window's entries; an entry's ``answer`` is :func:`answer_of`, kept only encrypted."""
+    def write(self, window: int, calls: dict[str, dict[str, Any]]) -> int:
+        """Store a window's entries (an entry's ``answer`` is kept only encrypted); returns the bytes stored."""
         if self.cipher.encrypts:
-            record = {"v": LEDGER_VERSION, "sealed": self.cipher.encrypt(json.dumps(calls))}
+            field = "sealed"
+            text = self.cipher.seal(zlib.compress(json.dumps(calls, separators=(",", ":")).encode(), 1))
         else:
+            field = "plain"
             stripped = {identity: {**entry, "answer": None} for identity, entry in calls.items()}
-            record = {"v": LEDGER_VERSION, "plain": json.dumps(stripped)}
-        self.scope.store.set(self.key(window), record)
+            text = json.dumps(stripped, separators=(",", ":"))
+        self.scope.store.set(self.key(window), {"v": LEDGER_VERSION, field: text})
+        return len(text)

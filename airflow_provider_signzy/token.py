@@ -194,7 +194,18 @@ class TokenCipher:
             return value
         return self._fernet.encrypt(value.encode()).decode()
 
+    def seal(self, data: bytes) -> str:
+        """Encrypt bytes (only when :attr:`encrypts`; callers keep nothing secret otherwise)."""
+        assert self._fernet is not None, "no Fernet key to seal with"
+        return str(self._fernet.encrypt(data).decode())
+
+    def unseal(self, value: str, *, source: str) -> bytes:
+        return self.decrypt_bytes(value, source=source)
+
     def decrypt(self, value: str, *, source: str) -> str:
+        return self.decrypt_bytes(value, source=source).decode()
+
+    def decrypt_bytes(self, value: str, *, source: str) -> bytes:
         if self._fernet is None:
             raise SignzyConfigError(
                 f"{source} holds an encrypted Signzy token, but this worker has no key to read it: set the "
@@ -203,7 +214,7 @@ class TokenCipher:
         from cryptography.fernet import InvalidToken
 
         try:
-            return self._fernet.decrypt(value.encode()).decode()
+            return bytes(self._fernet.decrypt(value.encode()))
         except (InvalidToken, ValueError, TypeError):
             raise SignzyConfigError(
                 f"{source} holds a Signzy token that {self.key_source} cannot decrypt: it was encrypted "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from common import PATRON_ID, Row, airflow_home, set_connections
 
 from airflow_provider_signzy.emulator.process import emulator_process
 
-BIG, CONCURRENCY = 2000, 8
+BIG, CONCURRENCY, ROUNDS = 2000, 8, 5
 MAPPED = 200
 RATE, RATED_CALLS = 100, 1500
 IDENTITIES = "/api/v2/patrons/{patron_id}/identities"
@@ -132,21 +133,34 @@ def main() -> None:
         set_connections(emulator.url)
         from airflow_provider_signzy.hooks.signzy import SignzyHook
 
-        # 1. Throughput: the batch in a task (ledger on) vs a hand-written pool, same POSTs.
+        # 1. Throughput: the batch in a task (ledger on) vs a hand-written pool, same POSTs, in rounds whose
+        # order alternates; the ratio is the median of the rounds' ratios (this machine is shared and noisy).
         run(timed_batch_dag("bench_warm_up", bodies(50, "warm"), seconds, max_concurrency=CONCURRENCY))
+        ours, theirs, ratios = [], [], []
         with SignzyHook() as hook:
             token = hook.get_token()
             hand_written_pool(emulator.url, token.id, bodies(50, "warm-pool"))
-            pool_seconds = hand_written_pool(emulator.url, token.id, bodies(BIG, "pool"))
-        run(timed_batch_dag("bench_batch_big", bodies(BIG, "batch"), seconds, max_concurrency=CONCURRENCY))
-        ours, theirs = BIG / seconds["bench_batch_big"], BIG / pool_seconds
+            for n in range(ROUNDS):
+                dag = timed_batch_dag(
+                    f"bench_batch_{n}", bodies(BIG, f"batch{n}"), seconds, max_concurrency=CONCURRENCY
+                )
+                if n % 2:
+                    run(dag)
+                pool_rate = BIG / hand_written_pool(emulator.url, token.id, bodies(BIG, f"pool{n}"))
+                if not n % 2:
+                    run(dag)
+                ours.append(BIG / seconds[f"bench_batch_{n}"])
+                theirs.append(pool_rate)
+                ratios.append(ours[-1] / pool_rate)
+        ratio = statistics.median(ratios)
         Row(
-            f"calls/s, {BIG} paid POSTs at concurrency {CONCURRENCY}: batch in a task (ledger on) vs hand-written pool",
-            f"{ours:.0f}/s",
-            f"{theirs:.0f}/s",
-            f"{ours / theirs:.2f}",
+            f"calls/s, {BIG} paid POSTs at concurrency {CONCURRENCY}: batch in a task (ledger on) vs hand-written "
+            f"pool (median of {ROUNDS} rounds)",
+            f"{statistics.median(ours):.0f}/s",
+            f"{statistics.median(theirs):.0f}/s",
+            f"{ratio:.2f}",
             ">= 0.90",
-            ours / theirs >= 0.90,
+            ratio >= 0.90,
         ).emit()
 
         # 2. Per item: the batch operator vs task mapping over the same items, in whole DAG runs.

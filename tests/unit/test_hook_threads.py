@@ -42,3 +42,20 @@ def test_threads_refused_at_once_log_in_again_once(make_conn: Callable[..., str]
     state = emulator.state.snapshot()
     assert state["logins"] == 2  # the run's token, then one replacement shared by every thread
     assert state["live_tokens"] == 0  # the hook revoked its replacement on close
+
+
+def test_sessions_read_proxy_and_ca_settings_from_the_environment_once(
+    make_conn: Callable[..., str], monkeypatch
+) -> None:
+    # Sessions do not re-scan os.environ on every call (trust_env is off): they take what requests would.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    make_conn(url="https://preproduction.signzy.tech")
+    session = SignzyHook().session
+    assert session.trust_env is False
+    assert session.proxies["https"] == "http://127.0.0.1:3128"
+    assert session.verify == "/etc/ssl/certs/corporate.pem"
+    make_conn("signzy_noverify", url="https://preproduction.signzy.tech", verify=False)
+    assert SignzyHook("signzy_noverify").session.verify is False
