@@ -22,7 +22,12 @@ def example_bag():
 
 def test_examples_parse_without_import_errors_and_are_scheduled(example_bag) -> None:
     assert example_bag.import_errors == {}
-    assert set(example_bag.dags) == {"signzy_token_lifecycle", "signzy_taskflow", "signzy_failure_revocation"}
+    assert set(example_bag.dags) == {
+        "signzy_token_lifecycle",
+        "signzy_taskflow",
+        "signzy_failure_revocation",
+        "signzy_wait_for_verification",
+    }
     for dag in example_bag.dags.values():
         assert dag.schedule not in (None, "None"), f"{dag.dag_id} has no schedule"
         assert dag.catchup is False
