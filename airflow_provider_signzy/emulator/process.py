@@ -48,7 +48,7 @@ class EmulatorControl:
         self.call("/_emulator/clock", {"advance": seconds})
 
     def set_identity_status(self, identity_id: str, status: str) -> dict[str, Any]:
-        """Move an identity's status now, as a person's action would."""
+        """Move an identity's status now, as a person's action would (``*``: every identity)."""
         return dict(self.call(f"/_emulator/identities/{identity_id}/status", {"status": status}))
 
     def auto_status(self, status: str | None, after: float = 0.0) -> None:

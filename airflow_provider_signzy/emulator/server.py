@@ -3,8 +3,9 @@
 Standard library only. Threaded, HTTP/1.1 keep-alive, binds 127.0.0.1. Control endpoints live outside
 ``/api`` under ``/_emulator``: ``GET state``, ``POST faults``, ``DELETE faults``, ``POST clock``
 (``{"advance": seconds}``), ``POST reset``, ``POST identities/<id>/status`` (``{"status": "verified"}``:
-what a person's action does) and ``POST auto-status`` (``{"status": "verified", "after": 2}``: identities
-created from then on move on their own after that many seconds; ``{}`` turns it off).
+what a person's action does; ``*`` for every identity) and ``POST auto-status``
+(``{"status": "verified", "after": 2}``: identities created from then on move on their own after that
+many seconds; ``{}`` turns it off).
 The emulator never logs a request line: query strings may hold ``access_token``.
 """
 
@@ -319,6 +320,9 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
                 status = payload.get("status")
                 if not isinstance(status, str) or not status:
                     raise ValueError('give the new status as {"status": "verified"}')
+                if match["identity"] == "*":
+                    self._json(200, {"moved": server.state.set_all_identities_status(status)})
+                    return
                 identity = server.state.set_identity_status(match["identity"], status)
                 if identity is None:
                     self._json(404, {"error": f"no identity {match['identity']}"})

@@ -147,11 +147,21 @@ class EmulatorState:
             identity = self.identities.get(identity_id)
             if identity is None:
                 return None
-            self.pending_moves.pop(identity_id, None)
-            identity["status"] = status
-            identity["updatedAt"] = iso(self.now())
-            self.counters["status_changes"] += 1
+            self._move(identity, status)
             return dict(identity)
+
+    def set_all_identities_status(self, status: str) -> int:
+        """Move every identity's status now; returns how many."""
+        with self.lock:
+            for identity in self.identities.values():
+                self._move(identity, status)
+            return len(self.identities)
+
+    def _move(self, identity: dict[str, Any], status: str) -> None:
+        self.pending_moves.pop(identity["id"], None)
+        identity["status"] = status
+        identity["updatedAt"] = iso(self.now())
+        self.counters["status_changes"] += 1
 
     def _apply_due_moves(self) -> None:
         """Automatic moves whose time has come (call with the lock held)."""

@@ -27,6 +27,13 @@ def test_identity_starts_pending_and_a_control_call_moves_it(emulator: SignzyEmu
     assert emulator.state.snapshot()["status_changes"] == 1
 
 
+def test_star_moves_every_identity(emulator: SignzyEmulator) -> None:
+    session, identities = session_for(emulator)
+    ids = [session.post(identities, json={"type": "x"}, timeout=5).json()["id"] for _ in range(3)]
+    assert EmulatorControl(emulator.url).set_identity_status("*", "verified") == {"moved": 3}
+    assert {session.get(f"{identities}/{i}", timeout=5).json()["status"] for i in ids} == {"verified"}
+
+
 def test_unknown_identity_or_bad_body_is_refused(emulator: SignzyEmulator) -> None:
     url = emulator.url + "/_emulator/identities/nope/status"
     assert requests.post(url, json={"status": "verified"}, timeout=5).status_code == 404
