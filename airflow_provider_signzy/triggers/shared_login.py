@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from airflow_provider_signzy.connection import SignzyConnectionConfig
-from airflow_provider_signzy.exceptions import SignzyError
+from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
 from airflow_provider_signzy.token import SignzyToken
 from airflow_provider_signzy.triggers.client import AsyncSignzyClient
 
@@ -50,6 +50,7 @@ class SharedLogin:
         self._lock = asyncio.Lock()
         self._client: AsyncSignzyClient | None = None
         self._token: SignzyToken | None = None
+        self._renewal: asyncio.Future[SignzyToken] | None = None
 
     async def client(self) -> AsyncSignzyClient:
         """The connection's client; the connection is read on first use, without blocking the loop."""
@@ -60,31 +61,48 @@ class SharedLogin:
         if self._client is None:
             from airflow.providers.common.compat.connection import get_async_connection
 
-            config = SignzyConnectionConfig.from_connection(await get_async_connection(self.conn_id))
+            try:
+                conn = await get_async_connection(self.conn_id)
+            except Exception as exc:  # AirflowNotFoundException, a secrets backend down: say which
+                raise SignzyConfigError(
+                    f"The triggerer could not read connection {self.conn_id!r}: {type(exc).__name__}: {exc}",
+                    conn_id=self.conn_id,
+                ) from None
+            config = SignzyConnectionConfig.from_connection(conn)
             await _mask(config.api_key)
             self._client = AsyncSignzyClient(config, log=self.log)
         return self._client
 
     async def token(self, *, stale: SignzyToken | None = None) -> SignzyToken:
-        """The shared token; a new one when there is none, it expires soon, or it is ``stale`` (got a 401)."""
+        """The shared token; a new one when there is none, it expires soon, or it is ``stale`` (got a 401).
+
+        The login runs as its own task, shielded: a trigger cancelled mid-login must not lose a token
+        that Signzy has already issued (nobody could revoke it then). :meth:`close` waits for it.
+        """
         async with self._lock:
-            client = await self._client_locked()
-            current = self._token
-            if current is not None and not current.needs_refresh() and (stale is None or current.id != stale.id):
-                return current
-            ttl = client.config.token_ttl or SHARED_TOKEN_TTL
-            fresh = await client.login(ttl)
-            await _mask(fresh.id)
-            self._token = fresh
-            why = "first use" if current is None else ("a 401" if stale is not None else "renewal before expiry")
-            self.log.info(
-                "Shared Signzy login for connection %r (%s): patron %s, token valid until %s, %d trigger(s) use it",
-                self.conn_id,
-                why,
-                fresh.user_id,
-                fresh.expires_at.isoformat(timespec="seconds"),
-                self.users,
-            )
+            if self._renewal is None or self._renewal.done():
+                client = await self._client_locked()
+                current = self._token
+                if current is not None and not current.needs_refresh() and (stale is None or current.id != stale.id):
+                    return current
+                self._renewal = asyncio.ensure_future(self._renew(client, current, stale))
+            return await asyncio.shield(self._renewal)
+
+    async def _renew(
+        self, client: AsyncSignzyClient, current: SignzyToken | None, stale: SignzyToken | None
+    ) -> SignzyToken:
+        fresh = await client.login(client.config.token_ttl or SHARED_TOKEN_TTL)
+        self._token = fresh
+        await _mask(fresh.id)
+        why = "first use" if current is None else ("a 401" if stale is not None else "renewal before expiry")
+        self.log.info(
+            "Shared Signzy login for connection %r (%s): patron %s, token valid until %s, %d trigger(s) use it",
+            self.conn_id,
+            why,
+            fresh.user_id,
+            fresh.expires_at.isoformat(timespec="seconds"),
+            self.users,
+        )
         if current is not None:
             await self._revoke(client, current)  # replaced: a 401 does not prove it dead (it may be a denial)
         return fresh
@@ -102,7 +120,9 @@ class SharedLogin:
         )
 
     async def close(self) -> None:
-        """Revoke the token and close the client (the last user left)."""
+        """Revoke the token and close the client (the last user left), after any login in flight."""
+        if self._renewal is not None:
+            await asyncio.gather(self._renewal, return_exceptions=True)
         async with self._lock:
             client, token = self._client, self._token
             self._client, self._token = None, None

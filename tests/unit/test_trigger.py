@@ -141,3 +141,28 @@ def test_a_wrong_api_key_ends_with_an_error_event_not_a_loop(
     assert "Check the Username and API key of connection 'signzy_default'" in event["message"]
     assert "wrong-key-98765" not in event["message"]
     assert emulator.state.snapshot()["requests"]["POST /api/v2/patrons/login"] == 1
+
+
+def test_an_unknown_connection_ends_with_an_error_event(emulator: SignzyEmulator) -> None:
+    event = asyncio.run(first_event(trigger_for("any", signzy_conn_id="signzy_nowhere")))
+    assert event["status"] == "error"
+    assert "could not read connection 'signzy_nowhere'" in event["message"]
+    assert emulator.state.snapshot()["total_requests"] == 0
+
+
+def test_a_trigger_cancelled_mid_login_still_revokes_the_token_signzy_issued(
+    emulator: SignzyEmulator, make_conn: Callable[..., str]
+) -> None:
+    make_conn()
+    emulator.faults.add({"path": "/api/v2/patrons/login", "faults": [{"delay": 0.5}]})  # a slow login
+
+    async def scenario() -> None:
+        task = asyncio.create_task(first_event(trigger_for("any")))
+        await until(lambda: emulator.state.snapshot()["requests"].get("POST /api/v2/patrons/login", 0) == 1, "login")
+        task.cancel()  # while Signzy is still answering the login
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    state = emulator.state.snapshot()
+    assert (state["logins"], state["logouts"], state["live_tokens"]) == (1, 1, 0)
