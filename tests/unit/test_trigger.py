@@ -166,3 +166,17 @@ def test_a_trigger_cancelled_mid_login_still_revokes_the_token_signzy_issued(
     asyncio.run(scenario())
     state = emulator.state.snapshot()
     assert (state["logins"], state["logouts"], state["live_tokens"]) == (1, 1, 0)
+
+
+def test_the_shared_token_is_renewed_before_it_expires_and_the_old_one_revoked(
+    emulator: SignzyEmulator, make_conn: Callable[..., str]
+) -> None:
+    make_conn(token_ttl=2)  # renewed when less than a tenth of its life is left
+    (identity,) = create_identities(emulator, 1)
+    event = asyncio.run(first_event(trigger_for(identity, deadline=time.time() + 3, poke_interval=0.3)))
+    assert event["status"] == "timeout"
+    state = emulator.state.snapshot()
+    assert state["expired"] == 0  # no poll ever used an expired token
+    assert state["logins"] >= 3  # the setup login, the shared one, at least one renewal
+    assert state["logouts"] == state["logins"]  # each replaced token, and the last, revoked
+    assert state["live_tokens"] == 0
