@@ -15,6 +15,7 @@ from airflow_provider_signzy.connection_form import (
     DEFAULT_LOGOUT_PATH,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_TTL,
 )
 from airflow_provider_signzy.exceptions import SignzyConfigError
 
@@ -30,7 +31,7 @@ class SignzyConnectionConfig:
     base_url: str
     username: str
     api_key: str
-    token_ttl: int | None
+    token_ttl: int
     timeout: float
     max_attempts: int
     backoff_initial: float
@@ -80,7 +81,7 @@ class SignzyConnectionConfig:
             base_url=_base_url(conn, conn_id),
             username=username,
             api_key=str(conn.password),
-            token_ttl=reader.optional_int("token_ttl"),
+            token_ttl=reader.optional_int("token_ttl") or DEFAULT_TOKEN_TTL,
             timeout=reader.number("timeout", DEFAULT_TIMEOUT, minimum=0.001),
             max_attempts=int(reader.number("max_attempts", DEFAULT_MAX_ATTEMPTS, minimum=1)),
             backoff_initial=backoff_initial,

@@ -19,6 +19,10 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF_INITIAL = 1.0
 DEFAULT_BACKOFF_MAX = 30.0
+#: Token lifetime asked for at login when neither the operator nor the connection says: long enough for a
+#: typical DAG run (a longer run logs in again when it expires), short enough that a token whose login
+#: answer was lost, and so cannot be revoked, dies within the hour instead of living Signzy's 14 days.
+DEFAULT_TOKEN_TTL = 3600
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port"],
@@ -34,8 +38,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "token_ttl": {
         "label": "Token TTL (seconds)",
         "description": "Lifetime to ask for at login; a short one (the DAG's expected length) limits a leak. "
-        "Empty: Signzy's default (14 days).",
-        "schema": {"type": ["integer", "null"], "minimum": 1},
+        "Empty: one hour (a run that lasts longer logs in again when it expires).",
+        "schema": {"type": ["integer", "null"], "default": DEFAULT_TOKEN_TTL, "minimum": 1},
     },
     "timeout": {
         "label": "Timeout (seconds)",

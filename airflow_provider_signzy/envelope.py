@@ -7,6 +7,7 @@ Signzy's errors use LoopBack's envelope ``{"error": {"statusCode", "name", "mess
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,16 @@ def error_from_response(response: AnyResponse, *, method: str, path: str, conn_i
     return SignzyClientError(text, **kwargs)
 
 
+#: Failures while preparing a request, before anything is sent.
+_NEVER_SENT = (
+    requests.exceptions.InvalidJSONError,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+)
+
+
 def error_from_exception(
     exc: requests.RequestException, *, method: str, path: str, conn_id: str | None, timeout: float
 ) -> SignzyConnectionError:
@@ -127,7 +138,9 @@ def error_from_exception(
     """
     reached_server = True
     transient = True
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, _NEVER_SENT):
+        what, reached_server, transient = f"the request could not be built ({type(exc).__name__})", False, False
+    elif isinstance(exc, requests.exceptions.SSLError):
         what, reached_server, transient = "the TLS handshake failed (check 'verify' and the CA)", False, False
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         what, reached_server = "no connection within the connect timeout", False
@@ -152,3 +165,15 @@ def error_from_exception(
     )
     error.transient = transient
     return error
+
+
+def answer_value(response: requests.Response, response_filter: Callable[[requests.Response], Any] | None = None) -> Any:
+    """What a call returns: ``response_filter(response)``, else the parsed JSON, the text, or None if empty."""
+    if response_filter is not None:
+        return response_filter(response)
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

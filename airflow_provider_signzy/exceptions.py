@@ -7,7 +7,7 @@ string, so an ``access_token`` query parameter never reaches a message.
 
 from __future__ import annotations
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class SignzyError(AirflowException):
@@ -93,3 +93,13 @@ class SignzyConnectionError(SignzyError):
         self.reached_server = reached_server
         #: False for failures that another attempt cannot cure (a TLS certificate that does not verify).
         self.transient = True
+
+
+class SignzyOutcomeUnknownError(SignzyError, AirflowFailException):
+    """A paid call may have been acted on (and charged), but its answer was lost: never sent again.
+
+    An :class:`AirflowFailException`, so Airflow fails the task without using its retries. ``cause`` is the
+    failure of the call itself (a lost answer, a read timeout, a 5xx), when this try sent it.
+    """
+
+    cause: SignzyError | None = None

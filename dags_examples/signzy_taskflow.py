@@ -3,11 +3,15 @@
 ``with SignzyHook() as hook:`` logs in on the first call, reuses one keep-alive HTTP session for every
 call, and revokes its token when the block ends, whether the block succeeds or raises. Each TaskFlow
 task below is self-contained: one login and one logout per task.
+
+``retries=2`` is safe with paid POSTs: on Airflow 3.3+ the hook keeps a call ledger in the task state
+store, so a retry of ``verify_customers`` replays the identities an earlier try created instead of paying
+for them again, and fails at once (no retry) on a call whose answer was lost.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -20,6 +24,7 @@ from airflow_provider_signzy.hooks.signzy import SignzyHook
     schedule="@hourly",
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["signzy", "example"],
 )
 def signzy_taskflow() -> None:

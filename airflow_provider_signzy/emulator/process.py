@@ -47,6 +47,10 @@ class EmulatorControl:
     def advance_clock(self, seconds: float) -> None:
         self.call("/_emulator/clock", {"advance": seconds})
 
+    def rate_limit(self, per_second: float, *, burst: float | None = None, status: int = 429) -> None:
+        """Limit each patron to ``per_second`` calls (see :mod:`airflow_provider_signzy.emulator.rate_limit`)."""
+        self.call("/_emulator/rate_limit", {"per_second": per_second, "burst": burst, "status": status})
+
     def set_identity_status(self, identity_id: str, status: str) -> dict[str, Any]:
         """Move an identity's status now, as a person's action would (``*``: every identity)."""
         return dict(self.call(f"/_emulator/identities/{identity_id}/status", {"status": status}))

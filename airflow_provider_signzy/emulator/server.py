@@ -1,7 +1,8 @@
 """A local Signzy: the v2 auth API and patron-scoped identities, as LoopBack 3 answers them.
 
 Standard library only. Threaded, HTTP/1.1 keep-alive, binds 127.0.0.1. Control endpoints live outside
-``/api`` under ``/_emulator``: ``GET state``, ``POST faults``, ``DELETE faults``, ``POST clock``
+``/api`` under ``/_emulator``: ``GET state``, ``POST faults``, ``DELETE faults``, ``POST rate_limit``
+(``{"per_second": R}``, see :mod:`.rate_limit`), ``DELETE rate_limit``, ``POST clock``
 (``{"advance": seconds}``), ``POST reset``, ``POST identities/<id>/status`` (``{"status": "verified"}``:
 what a person's action does; ``*`` for every identity) and ``POST auto-status``
 (``{"status": "verified", "after": 2}``: identities created from then on move on their own after that
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_signzy.emulator.faults import FaultPlan, fault_kind
+from airflow_provider_signzy.emulator.rate_limit import RateLimit, retry_after_header
 from airflow_provider_signzy.emulator.state import EmulatorState, Patron, iso
 
 LOGIN_PATHS = ("/api/v2/patrons/login", "/api/customers/login")
@@ -40,9 +42,18 @@ _NGINX_PAGE = (
 class ApiError(Exception):
     """An answer in LoopBack's error envelope."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, name: str = "Error") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        name: str = "Error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
         self.envelope: dict[str, Any] = {"statusCode": status, "name": name, "message": message}
         if code:
             self.envelope["code"] = code
@@ -144,14 +155,16 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             envelope = err.envelope
             if self.server.loopback2:  # LoopBack 2 says "status" where LoopBack 3 says "statusCode"
                 envelope = {("status" if k == "statusCode" else k): v for k, v in envelope.items()}
-            status, payload = err.status, {"error": envelope}
+            status, payload, headers = err.status, {"error": envelope}, err.headers
+        else:
+            headers = None
         if fault and fault.get("drop") == "after":
             self._drop()
             return
         if status == 204:
             self._send(204)
         else:
-            self._json(status, payload)
+            self._json(status, payload, headers=headers)
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -195,9 +208,11 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             token = self._authenticate(query)
             if match["user_id"] != token.user_id:
                 raise self._denied()
+            self._check_rate_limit(token.user_id)
             return self._patron_resource(token.user_id, match["rest"], match["identity"], body)
         if path == "/api/v2/snoops" and self.command == "POST":
             token = self._authenticate(query)
+            self._check_rate_limit(token.user_id)
             payload = self._parse_json(body)
             return 200, {"id": f"snoop-{time.time_ns()}", "patronId": token.user_id, "request": payload}
         raise ApiError(404, f"There is no method to handle {self.command} {path}", code="METHOD_NOT_FOUND")
@@ -266,6 +281,18 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             raise _auth_required()
         return token
 
+    def _check_rate_limit(self, user_id: str) -> None:
+        limit = self.server.rate_limit
+        wait = limit.take(user_id) if limit is not None else None
+        if limit is None or wait is None:
+            return
+        self.server.state.count("rate_limited")
+        if limit.status == 403:  # Signzy's documented rate-limit answer; its code is not ACCESS_DENIED
+            raise ApiError(403, "Rate limit exceeded", code="RATE_LIMIT_EXCEEDED")
+        raise ApiError(
+            429, "Too Many Requests", code="TOO_MANY_REQUESTS", headers={"Retry-After": retry_after_header(wait)}
+        )
+
     def _denied(self) -> ApiError:
         if self.server.acl_error_status == 403:
             return ApiError(403, "Access Denied", code="ACCESS_DENIED")
@@ -309,12 +336,19 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             elif path == "/_emulator/faults" and self.command == "DELETE":
                 server.faults.clear()
                 self._json(200, {"faults": []})
+            elif path == "/_emulator/rate_limit" and self.command == "POST":
+                server.rate_limit = RateLimit.from_json(payload)
+                self._json(200, {"rate_limit": server.rate_limit.describe()})
+            elif path == "/_emulator/rate_limit" and self.command == "DELETE":
+                server.rate_limit = None
+                self._json(200, {"rate_limit": None})
             elif path == "/_emulator/clock" and self.command == "POST":
                 server.state.advance_clock(float(payload.get("advance", 0)))
                 self._json(200, {"offset": server.state.clock_offset})
             elif path == "/_emulator/reset" and self.command == "POST":
                 server.state.reset()
                 server.faults.clear()
+                server.rate_limit = None
                 self._json(200, {"reset": True})
             elif (match := _IDENTITY_STATUS_CONTROL.match(path)) and self.command == "POST":
                 status = payload.get("status")
@@ -378,6 +412,7 @@ class SignzyHTTPServer(ThreadingHTTPServer):
         self.loopback2 = loopback2
         self.state = state
         self.faults = FaultPlan()
+        self.rate_limit: RateLimit | None = None
         self.acl_error_status = acl_error_status
         self.ttl_as_string = ttl_as_string
 
@@ -431,6 +466,10 @@ class SignzyEmulator:
     @property
     def faults(self) -> FaultPlan:
         return self.httpd.faults
+
+    def rate_limit(self, per_second: float, *, burst: float | None = None, status: int = 429) -> None:
+        """Limit each patron to ``per_second`` calls (see :mod:`.rate_limit`)."""
+        self.httpd.rate_limit = RateLimit.from_json({"per_second": per_second, "burst": burst, "status": status})
 
     def start(self) -> SignzyEmulator:
         self._thread = threading.Thread(

@@ -204,6 +204,7 @@ class EmulatorState:
                 "identities_created": self.counters["identities_created"],
                 "status_changes": self.counters["status_changes"],
                 "faults_served": self.counters["faults_served"],
+                "rate_limited": self.counters["rate_limited"],
                 "faults_by_kind": {k[6:]: n for k, n in self.counters.items() if k.startswith("fault ")},
                 "connections": self.counters["connections"],
                 "requests": dict(self.requests),

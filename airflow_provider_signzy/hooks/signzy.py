@@ -26,14 +26,19 @@ from airflow_provider_signzy.envelope import error_from_exception, error_from_re
 from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
     SignzyError,
+    SignzyOutcomeUnknownError,
     SignzyPermissionError,
+    SignzyRateLimitError,
     SignzyResponseError,
 )
+from airflow_provider_signzy.ledger import LedgerEntry, open_entry, signzy_acted
 from airflow_provider_signzy.retry import IDEMPOTENT_METHODS, build_retrying
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.token import SignzyToken, TokenCipher
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from airflow_provider_signzy.pacing import CallPacer
 
 
 class SignzyTokenAuth(AuthBase):
@@ -88,6 +93,11 @@ class SignzyHook(BaseHook):
         self._own_token: SignzyToken | None = None
         self._replacements: dict[str, SignzyToken] = {}
         self._token_lock = threading.Lock()
+        self._renew_lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        #: Optional :class:`~airflow_provider_signzy.pacing.CallPacer` shared by threads that call at once.
+        self.pacer: CallPacer | None = None
 
     # -- Connections UI (Airflow 3.0 and 3.1; 3.2+ reads the same fields from the provider info) --
 
@@ -113,9 +123,19 @@ class SignzyHook(BaseHook):
             backoff_max=self._backoff_max if self._backoff_max is not None else config.backoff_max,
         )
 
-    @cached_property
+    @property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook; retries are tenacity's job, not urllib3's."""
+        """One keep-alive session per hook and thread (a ``requests.Session`` is not thread-safe)."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._new_session()
+            self._local.session = session
+            with self._token_lock:
+                self._sessions.append(session)
+        return session
+
+    def _new_session(self) -> requests.Session:
+        """A keep-alive session; retries are tenacity's job, not urllib3's."""
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": f"airflow-provider-signzy/{__version__}"})
         session.verify = self.config.verify
@@ -168,6 +188,9 @@ class SignzyHook(BaseHook):
     def _attempt(self, method: str, shown_path: str, url: str, request: dict[str, Any]) -> requests.Response:
         """One HTTP exchange: a 2xx response, or the :class:`SignzyError` that fits the failure."""
         config = self.config
+        pacer = self.pacer
+        if pacer is not None:
+            pacer.before_call()
         try:
             response = self.session.request(method, url, timeout=(config.connect_timeout, config.timeout), **request)
         except requests.RequestException as exc:
@@ -175,7 +198,12 @@ class SignzyHook(BaseHook):
                 exc, method=method, path=shown_path, conn_id=config.conn_id, timeout=config.timeout
             ) from None
         if response.status_code >= 400:
-            raise error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
+            error = error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
+            if pacer is not None and isinstance(error, SignzyRateLimitError):
+                pacer.on_rate_limited(error.retry_after)
+            raise error
+        if pacer is not None:
+            pacer.on_success()
         return response
 
     def _auth(self, token: SignzyToken | str) -> SignzyTokenAuth:
@@ -185,12 +213,13 @@ class SignzyHook(BaseHook):
     # -- the public API --
 
     def login(self, ttl: int | None = None) -> SignzyToken:
-        """Log in and return a new token (masked in this process's logs); ``ttl`` in seconds."""
+        """Log in and return a new token (masked in this process's logs).
+
+        ``ttl``: seconds the token should live; default the connection's ``token_ttl`` extra, else an hour.
+        """
         config = self.config
-        body: dict[str, Any] = {"username": config.username, "password": config.api_key}
-        ttl = ttl if ttl is not None else config.token_ttl
-        if ttl is not None:
-            body["ttl"] = int(ttl)
+        ttl = int(ttl) if ttl is not None else config.token_ttl
+        body: dict[str, Any] = {"username": config.username, "password": config.api_key, "ttl": ttl}
         sent_at = datetime.now(UTC)
         try:
             # Safe to resend: a login whose answer was lost only leaves a token that dies at its ttl.
@@ -241,11 +270,16 @@ class SignzyHook(BaseHook):
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        call_key: str | None = None,
     ) -> requests.Response:
         """Send one authenticated call and return the 2xx response; failures raise :class:`SignzyError`.
 
         ``idempotent`` (default: True for GET, HEAD, OPTIONS, PUT, DELETE) allows sending the request
-        again after a failure that may have reached Signzy. Leave it off for paid POSTs.
+        again after a failure that may have reached Signzy. Leave it off for paid POSTs: then a call
+        whose outcome is unknown raises :class:`SignzyOutcomeUnknownError`, which fails the task without
+        Airflow retries, and inside a task on Airflow 3.3+ the call ledger (:mod:`.ledger`) makes later
+        tries of the task replay the call's answer instead of sending it again. ``call_key`` names the call
+        for the ledger instead of a digest of ``json`` and ``params`` (for bodies that change between tries).
         On a 401, the hook logs in once more (that token is its own, revoked on :meth:`close`);
         a second 401 is a permission problem and raises :class:`SignzyPermissionError`.
         """
@@ -253,19 +287,74 @@ class SignzyHook(BaseHook):
         url = self.url_for(endpoint)  # built first: a foreign URL is refused before any token is fetched
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
+        call = {"json": json, "params": params, "headers": headers}
+        if idempotent:
+            return self._authenticated(method, endpoint, url, token, idempotent=True, call=call)
+        entry = open_entry(
+            method=method,
+            path=endpoint,
+            json_body=json,
+            params=params,
+            call_key=call_key,
+            conn_id=self.signzy_conn_id,
+            cipher_factory=lambda: TokenCipher.for_connection(self.config.extra, self.signzy_conn_id),
+            log=self.log,
+        )
+        if entry is not None:
+            replayed = entry.replay_or_clear()
+            if replayed is not None:
+                return replayed
+            entry.sending()
+        try:
+            response = self._authenticated(method, endpoint, url, token, idempotent=False, call=call)
+        except SignzyError as exc:
+            may_have_acted = entry.failed(exc) if entry is not None else signzy_acted(exc) is not False
+            if may_have_acted:
+                raise self._outcome_unknown(exc, entry) from None
+            raise
+        if entry is not None:
+            entry.succeeded(response)
+        return response
+
+    def call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        token: SignzyToken | None = None,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """:meth:`request` without the call ledger, for callers that keep their own (the batch operator).
+
+        Thread-safe: threads may call at once (one HTTP session each, one re-login for all on a 401).
+        A failure raises the :class:`SignzyError` of the call itself, never :class:`SignzyOutcomeUnknownError`:
+        use :func:`~airflow_provider_signzy.ledger.signzy_acted` to tell whether Signzy may have acted.
+        """
+        method = method.upper()
+        url = self.url_for(endpoint)
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        call = {"json": json, "params": params, "headers": headers}
+        return self._authenticated(method, endpoint, url, token, idempotent=idempotent, call=call)
+
+    def _authenticated(
+        self,
+        method: str,
+        endpoint: str,
+        url: str,
+        token: SignzyToken | None,
+        *,
+        idempotent: bool,
+        call: dict[str, Any],
+    ) -> requests.Response:
+        """The call with ``token`` (or the hook's own), logging in again once on a 401."""
         current = self._replacements.get(token.id, token) if token is not None else self.get_token()
 
         def send(with_token: SignzyToken) -> requests.Response:
-            return self._send(
-                method,
-                endpoint,
-                idempotent=idempotent,
-                url=url,
-                auth=self._auth(with_token),
-                json=json,
-                params=params,
-                headers=headers,
-            )
+            return self._send(method, endpoint, idempotent=idempotent, url=url, auth=self._auth(with_token), **call)
 
         try:
             return send(current)
@@ -276,7 +365,8 @@ class SignzyHook(BaseHook):
                 method,
                 first.path,
             )
-        fresh = self._renew_own_token(replacing=token)  # keyed by the caller's token: later calls with it reuse `fresh`
+        # Keyed by the caller's token: later calls with it reuse `fresh`.
+        fresh = self._renew_own_token(replacing=token, failed=current)
         try:
             return send(fresh)
         except SignzyAuthError as second:
@@ -287,6 +377,24 @@ class SignzyHook(BaseHook):
                 f"resource. This is a permission problem, not an expired token (connection "
                 f"{self.signzy_conn_id!r})",
             ) from None
+
+    def _outcome_unknown(self, exc: SignzyError, entry: LedgerEntry | None) -> SignzyOutcomeUnknownError:
+        if entry is not None:
+            resend = entry.scope.resend_instructions(entry.key)
+        else:
+            resend = (
+                "There is no call ledger here (Airflow before 3.3, or outside a task): clearing the task sends it again"
+            )
+        unknown = exc.restated(
+            SignzyOutcomeUnknownError,
+            f"{exc}. The call may have reached Signzy: it may have acted on it, and it may have been charged, "
+            "so it is not sent again, neither in this try nor by Airflow's retries (this error fails the task "
+            "without them). Check in Signzy (your dashboard, or a GET of the resource) whether it was done. "
+            f"{resend}",
+        )
+        assert isinstance(unknown, SignzyOutcomeUnknownError)
+        unknown.cause = exc
+        return unknown
 
     def test_connection(self) -> tuple[bool, str]:
         """Log in, then log out (a test must not leave a live token): the Connections UI's Test button."""
@@ -305,9 +413,11 @@ class SignzyHook(BaseHook):
             self._replacements.clear()
         for token in {t.id: t for t in owned if t is not None}.values():
             self.revoke_quietly(token)
-        if "session" in self.__dict__:
-            self.session.close()
-            del self.__dict__["session"]
+        with self._token_lock:
+            sessions, self._sessions = self._sessions, []
+            self._local = threading.local()
+        for session in sessions:
+            session.close()
 
     def __enter__(self) -> SignzyHook:
         return self
@@ -328,17 +438,30 @@ class SignzyHook(BaseHook):
         return self._own_token
 
     def get_token(self) -> SignzyToken:
-        """The hook's own token: logs in on first use and again shortly before expiry."""
+        """The hook's own token: logs in on first use and again shortly before expiry (once for all threads)."""
         with self._token_lock:
             token = self._own_token
             if token is not None and not token.needs_refresh():
                 return token
-        if token is None:
-            return self._renew_own_token()
-        self.log.info("Signzy token of patron %s expires soon; logging in again", token.user_id)
-        return self._renew_own_token()
+        with self._renew_lock:
+            token = self._own_token
+            if token is not None and not token.needs_refresh():
+                return token  # another thread logged in meanwhile
+            if token is not None:
+                self.log.info("Signzy token of patron %s expires soon; logging in again", token.user_id)
+            return self._login_as_own(None)
 
-    def _renew_own_token(self, *, replacing: SignzyToken | None = None) -> SignzyToken:
+    def _renew_own_token(
+        self, *, replacing: SignzyToken | None = None, failed: SignzyToken | None = None
+    ) -> SignzyToken:
+        with self._renew_lock:  # threads refused at once log in once, not once each
+            if failed is not None:
+                current = self._replacements.get(replacing.id) if replacing is not None else self._own_token
+                if current is not None and current.id != failed.id:
+                    return current
+            return self._login_as_own(replacing)
+
+    def _login_as_own(self, replacing: SignzyToken | None) -> SignzyToken:
         fresh = self.login()
         with self._token_lock:
             old, self._own_token = self._own_token, fresh

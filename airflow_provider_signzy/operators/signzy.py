@@ -19,6 +19,7 @@ from airflow_provider_signzy.callbacks import (
     token_from_record,
 )
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.envelope import answer_value
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
 
@@ -39,7 +40,7 @@ class SignzyLoginOperator(BaseOperator):
 
     :param signzy_conn_id: the ``signzy`` connection.
     :param token_ttl: seconds the token should live; ask for about the DAG's expected length, so a leaked
-        token dies on its own. Default: the connection's ``token_ttl`` extra, else Signzy's (14 days).
+        token dies on its own. Default: the connection's ``token_ttl`` extra, else one hour.
     """
 
     template_fields: Sequence[str] = ("signzy_conn_id", "token_ttl")
@@ -102,9 +103,16 @@ class SignzyOperator(BaseOperator):
         task ran), this task logs in itself and revokes its own token before it returns.
     :param idempotent: allow resending after a failure that may have reached Signzy (default: True for
         GET, PUT, DELETE; False for POST, so a paid verification is never sent twice).
+    :param call_key: for a non-idempotent call, the name the call ledger knows it by (default: a digest of
+        ``json`` and ``query_params``). Give one when the body changes between tries of the same call.
+        Templated.
+
+    A non-idempotent call goes through the call ledger (Airflow 3.3+): a later try of this task (a retry,
+    a worker that died, a clear) replays the answer of a call that succeeded, and fails without sending
+    when an earlier try may have had it acted on. See the README's "Paid calls" section.
     """
 
-    template_fields: Sequence[str] = ("endpoint", "json", "query_params", "headers", "signzy_conn_id")
+    template_fields: Sequence[str] = ("endpoint", "json", "query_params", "headers", "signzy_conn_id", "call_key")
     template_fields_renderers = {"json": "json", "query_params": "json", "headers": "json"}
     ui_color = "#d4ecfc"
 
@@ -121,6 +129,7 @@ class SignzyOperator(BaseOperator):
         login_task_id: str = DEFAULT_LOGIN_TASK_ID,
         signzy_conn_id: str = DEFAULT_CONN_ID,
         idempotent: bool | None = None,
+        call_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -134,6 +143,7 @@ class SignzyOperator(BaseOperator):
         self.login_task_id = login_task_id
         self.signzy_conn_id = signzy_conn_id
         self.idempotent = idempotent
+        self.call_key = call_key
 
     def execute(self, context: Context) -> Any:
         record = pull_token_record(context["ti"], self.login_task_id)
@@ -155,6 +165,7 @@ class SignzyOperator(BaseOperator):
                 params=self.query_params,
                 headers=self.headers,
                 idempotent=self.idempotent,
+                call_key=self.call_key,
             )
         self.log.info("Signzy %s %s answered %s", self.method, endpoint, response.status_code)
         if self.response_check is not None and not self.response_check(response):
@@ -165,15 +176,10 @@ class SignzyOperator(BaseOperator):
                 path=endpoint,
                 conn_id=self.signzy_conn_id,
             )
-        if self.response_filter is not None:
-            return self.response_filter(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
+        value = answer_value(response, self.response_filter)
+        if self.response_filter is None and isinstance(value, str) and value == response.text:
             self.log.warning("Signzy answered with a body that is not JSON; returning it as text")
-            return response.text
+        return value
 
 
 class _RunTokenOperator(BaseOperator):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagrun import run_dag, task_states
+from dagrun import clear_and_rerun, run_dag, task_states
 
 from airflow_provider_signzy.emulator import SignzyEmulator
 
@@ -27,6 +27,7 @@ def test_examples_parse_without_import_errors_and_are_scheduled(example_bag) -> 
         "signzy_taskflow",
         "signzy_failure_revocation",
         "signzy_wait_for_verification",
+        "signzy_batch_verification",
     }
     for dag in example_bag.dags.values():
         assert dag.schedule not in (None, "None"), f"{dag.dag_id} has no schedule"
@@ -50,6 +51,36 @@ def test_taskflow_example_succeeds_and_revokes(example_bag, dag_env: SignzyEmula
     assert state["identities_created"] == 3
     assert state["logins"] == state["logouts"] == 2  # one per task, each revoked by its with-block
     assert state["live_tokens"] == 0
+
+
+def test_taskflow_example_cleared_after_a_lost_answer_pays_for_nothing_twice(
+    example_bag, dag_env: SignzyEmulator, capfd
+) -> None:
+    dag_env.faults.add(
+        {"path": "/api/v2/patrons/*/identities", "method": "POST", "faults": [None, None, {"drop": "after"}]}
+    )
+    dag = example_bag.dags["signzy_taskflow"]
+    run = run_dag(dag)
+    verify = next(ti for ti in run.get_task_instances() if ti.task_id == "verify_customers")
+    assert (str(verify.state), verify.try_number) == ("failed", 1)  # the lost answer used no retry
+    assert clear_and_rerun(dag, run, "verify_customers") == "failed"  # a user's Clear after the failure
+    output = capfd.readouterr().out
+    assert "already succeeded in try 1" in output  # the first two were replayed, not paid again
+    assert "was sent by try 1" in output  # the third is not sent blind
+    state = dag_env.state.snapshot()
+    assert state["requests"]["POST /api/v2/patrons/{userId}/identities"] == 3
+    assert state["identities_created"] == 3
+    assert state["live_tokens"] == 0
+
+
+def test_batch_example_verifies_every_customer_once_on_one_login(example_bag, dag_env: SignzyEmulator) -> None:
+    run = run_dag(example_bag.dags["signzy_batch_verification"])
+    assert str(run.state) == "success", task_states(run)
+    report = next(ti for ti in run.get_task_instances() if ti.task_id == "report")
+    assert report.xcom_pull(task_ids="report") == {"succeeded": 25}
+    state = dag_env.state.snapshot()
+    assert state["identities_created"] == 25
+    assert (state["logins"], state["logouts"], state["live_tokens"]) == (1, 1, 0)
 
 
 def test_failure_example_fails_and_leaves_no_live_token(example_bag, dag_env: SignzyEmulator, capfd) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_signzy.emulator import Patron, SignzyEmulator
 from airflow_provider_signzy.exceptions import (
@@ -17,6 +18,7 @@ from airflow_provider_signzy.exceptions import (
     SignzyClientError,
     SignzyConfigError,
     SignzyConnectionError,
+    SignzyOutcomeUnknownError,
     SignzyPermissionError,
     SignzyRateLimitError,
     SignzyServerError,
@@ -248,9 +250,12 @@ def test_backoff_max_caps_the_wait(make_conn: MakeConn, emulator: SignzyEmulator
 def test_post_with_lost_answer_is_sent_exactly_once(make_conn: MakeConn, emulator: SignzyEmulator) -> None:
     make_conn()
     emulator.faults.add({"path": IDENTITIES, "method": "POST", "faults": [{"drop": "after"}]})
-    with SignzyHook() as hook, pytest.raises(SignzyConnectionError) as raised:
+    with SignzyHook() as hook, pytest.raises(SignzyOutcomeUnknownError) as raised:
         hook.request("POST", IDENTITIES, json={"type": "individualPan"})
-    assert raised.value.reached_server is True
+    assert isinstance(raised.value, AirflowFailException)  # Airflow's retries would send it again
+    assert isinstance(raised.value.cause, SignzyConnectionError)
+    assert raised.value.cause.reached_server is True
+    assert "it may have been charged" in str(raised.value)
     state = emulator.state.snapshot()
     assert state["requests"]["POST /api/v2/patrons/{userId}/identities"] == 1
     assert state["identities_created"] == 1
@@ -260,7 +265,7 @@ def test_post_with_lost_answer_is_sent_exactly_once(make_conn: MakeConn, emulato
 def test_post_that_timed_out_is_not_resent(make_conn: MakeConn, emulator: SignzyEmulator) -> None:
     make_conn(timeout=0.3)
     emulator.faults.add({"path": IDENTITIES, "method": "POST", "faults": [{"delay": 0.6}]})
-    with SignzyHook() as hook, pytest.raises(SignzyConnectionError, match="read timeout"):
+    with SignzyHook() as hook, pytest.raises(SignzyOutcomeUnknownError, match="read timeout"):
         hook.request("POST", IDENTITIES, json={"type": "individualPan"})
     assert requests_to(emulator, "POST", "/api/v2/patrons/{userId}/identities") == 1
 
@@ -269,8 +274,10 @@ def test_post_5xx_is_not_resent_unless_idempotent(make_conn: MakeConn, emulator:
     make_conn()
     emulator.faults.add({"path": IDENTITIES, "method": "POST", "faults": [{"status": 503}, {"status": 503}]})
     with SignzyHook() as hook:
-        with pytest.raises(SignzyServerError):
+        with pytest.raises(SignzyOutcomeUnknownError) as raised:
             hook.request("POST", IDENTITIES, json={"type": "x"})
+        assert isinstance(raised.value.cause, SignzyServerError)
+        assert raised.value.status == 503
         assert hook.request("POST", IDENTITIES, json={"type": "x"}, idempotent=True).ok
     assert requests_to(emulator, "POST", "/api/v2/patrons/{userId}/identities") == 3
 
