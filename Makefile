@@ -50,7 +50,7 @@ bench: install
 	@$(BIN)/python benchmarks/run.py
 
 # N deferred SignzySensors vs N HttpSensors (reschedule) on the local Celery deployment of `make e2e`
-# (SENSOR_BENCH_N=200 by default; about 10-15 minutes, so not part of CI).
+# (SENSOR_BENCH_N=200 by default; about 25 minutes, so not part of CI).
 bench-sensors: install
 	@$(BIN)/python benchmarks/deferred_sensors.py
 

@@ -9,7 +9,8 @@ then verify every identity at once and time each sensor from that moment to leav
 
     SENSOR_BENCH_N=200 SENSOR_BENCH_POKE_INTERVAL=5 .venv/bin/python benchmarks/deferred_sensors.py
 
-Takes about 10-15 minutes with N=200 on 2 cores. Not part of CI (.ci/run): too long.
+Takes about 25 minutes with N=200 on 2 shared cores (the reschedule DAG is the slow one). Not part of
+CI (.ci/run): too long.
 """
 
 from __future__ import annotations
