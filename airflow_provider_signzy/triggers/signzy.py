@@ -94,12 +94,10 @@ class SignzyTrigger(BaseTrigger):
             return {"status": ERROR, "message": str(exc), "signzy_status": exc.status, "code": exc.code}
 
     async def _poll_until_done(self, login: SharedLogin) -> dict[str, Any]:
+        polls, last = 0, False
         if self.first_poll_delay > 0:
-            await self._sleep(self.first_poll_delay)
-        polls = 0
-        while True:
-            if polls and time.time() >= self.deadline:
-                return {"status": TIMEOUT, "message": self._timeout_message(polls)}
+            last = await self._sleep(self.first_poll_delay)
+        while True:  # the sleep below wakes at the deadline at the latest: one last poll, then timeout
             polls += 1
             pause = self.poke_interval
             try:
@@ -123,13 +121,15 @@ class SignzyTrigger(BaseTrigger):
                 if self.report_every_answer or all_match(body, self.success_when):
                     return {"status": SUCCESS, "body": body, "polls": polls}
                 self.log.info("Signzy poll %d of %s: not yet; next poll in %.1fs", polls, self.endpoint, pause)
-            if time.time() >= self.deadline:
+            if last or time.time() >= self.deadline:
                 return {"status": TIMEOUT, "message": self._timeout_message(polls)}
-            await self._sleep(pause)
+            last = await self._sleep(pause)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake at the deadline, so the last poll happens on time."""
-        await asyncio.sleep(max(0.0, min(seconds, self.deadline - time.time())))
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep, but wake at the deadline for one last poll; True when that is what happened."""
+        remaining = self.deadline - time.time()
+        await asyncio.sleep(max(0.0, min(seconds, remaining)))
+        return remaining <= seconds
 
     def _timeout_message(self, polls: int) -> str:
         return f"Signzy {self.endpoint} did not reach the expected state before the sensor's timeout ({polls} polls)"
