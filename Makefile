@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION := 3.3.2
 STAMP := $(VENV)/.deps-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: install test lint demo bench e2e clean
+.PHONY: install test lint demo bench bench-sensors e2e clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
@@ -41,13 +41,18 @@ test: install lint $(LOOPBACK_DEPS)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench .bench-sensors
 
 demo: install
 	@$(BIN)/python scripts/demo.py
 
 bench: install
 	@$(BIN)/python benchmarks/run.py
+
+# N deferred SignzySensors vs N HttpSensors (reschedule) on the local Celery deployment of `make e2e`
+# (SENSOR_BENCH_N=200 by default; about 25 minutes, so not part of CI).
+bench-sensors: install
+	@$(BIN)/python benchmarks/deferred_sensors.py
 
 # A local Celery deployment under concurrent load and injected faults (E2E_RUNS=20 by default).
 e2e: install

@@ -16,7 +16,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": PACKAGE_NAME,
         "name": "Signzy",
-        "description": "Signzy KYC and identity-verification API: hook, operators and token revocation.",
+        "description": (
+            "Signzy KYC and identity-verification API: hook, operators, a deferrable sensor and token revocation."
+        ),
         "versions": [__version__],
         "integrations": [
             {
@@ -27,6 +29,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.hooks.signzy"]}],
         "operators": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.operators.signzy"]}],
+        "sensors": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.sensors.signzy"]}],
+        "triggers": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.triggers.signzy"]}],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_signzy.hooks.signzy.SignzyHook",

@@ -49,6 +49,16 @@ class SignzyConnectionConfig:
     def connect_timeout(self) -> float:
         return min(self.timeout, 10.0)
 
+    def url_for(self, endpoint: str) -> str:
+        """The full URL of a path under the Base URL; a full URL is refused, so the token never leaves."""
+        if "://" in endpoint or endpoint.startswith("//"):
+            raise SignzyConfigError(
+                f"Endpoint {endpoint!r} is a full URL: give a path under the connection's Base URL, "
+                "so the token is never sent to another host",
+                conn_id=self.conn_id,
+            )
+        return f"{self.base_url}/{endpoint.lstrip('/')}"
+
     @classmethod
     def from_connection(cls, conn: Any) -> SignzyConnectionConfig:
         conn_id = str(conn.conn_id)

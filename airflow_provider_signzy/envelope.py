@@ -28,6 +28,11 @@ from airflow_provider_signzy.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import httpx
+
+    #: The hook reads ``requests`` answers, the trigger ``httpx`` ones: the same envelope either way.
+    AnyResponse = requests.Response | httpx.Response
+
 #: The code of a 403 that is a permission answer (LoopBack with aclErrorStatus 403), not a rate limit.
 ACCESS_DENIED = "ACCESS_DENIED"
 _MAX_MESSAGE = 300
@@ -57,7 +62,12 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def read_envelope(response: requests.Response) -> tuple[int, str | None, str]:
+def _reason(response: AnyResponse) -> str:
+    """The reason phrase: ``reason`` in requests, ``reason_phrase`` in httpx."""
+    return str(getattr(response, "reason", None) or getattr(response, "reason_phrase", None) or "")
+
+
+def read_envelope(response: AnyResponse) -> tuple[int, str | None, str]:
     """(status, Signzy code, message) of an error answer, whatever its body looks like."""
     status = response.status_code
     try:
@@ -73,7 +83,7 @@ def read_envelope(response: requests.Response) -> tuple[int, str | None, str]:
         return status, (str(code) if code else None), message[:_MAX_MESSAGE]
     text = response.text or ""
     if not text.strip():
-        return status, None, f"an empty body ({response.reason or 'no reason given'})"
+        return status, None, f"an empty body ({_reason(response) or 'no reason given'})"
     content_type = response.headers.get("Content-Type", "unknown type").split(";")[0]
     title = _HTML_TITLE.search(text)
     if title:
@@ -81,7 +91,7 @@ def read_envelope(response: requests.Response) -> tuple[int, str | None, str]:
     return status, None, f"a {content_type} body of {len(text)} characters instead of the JSON error envelope"
 
 
-def error_from_response(response: requests.Response, *, method: str, path: str, conn_id: str | None) -> SignzyError:
+def error_from_response(response: AnyResponse, *, method: str, path: str, conn_id: str | None) -> SignzyError:
     """The :class:`SignzyError` subclass that fits a non-2xx answer."""
     status, code, message = read_envelope(response)
     shown_code = f" {code}" if code else ""

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tenacity import RetryCallState, Retrying, retry_base, stop_after_attempt, wait_exponential, wait_random
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_base,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 from tenacity.wait import wait_base
 
 from airflow_provider_signzy.exceptions import (
@@ -83,17 +91,19 @@ def planned_wait_bounds(*, initial: float, maximum: float, retries: int) -> tupl
     return low, high
 
 
-def build_retrying(
+def retry_policy(
     *,
     max_attempts: int,
     initial: float,
     maximum: float,
     idempotent: bool,
     log: Any,
-) -> Retrying:
-    """A ``Retrying`` for calls of ``fn(method, shown_path, ...)``; method and path go into each retry's log.
+) -> dict[str, Any]:
+    """The stop, wait, retry and logging objects of the policy, for ``Retrying`` and ``AsyncRetrying`` alike.
 
-    ``shown_path`` must hold no query string: it is logged, and a query may carry ``access_token``.
+    The retried function is called as ``fn(method, shown_path, ...)``; method and path go into each
+    retry's log. ``shown_path`` must hold no query string: it is logged, and a query may carry
+    ``access_token``.
     """
 
     def log_retry(retry_state: RetryCallState) -> None:
@@ -113,10 +123,26 @@ def build_retrying(
             wait,
         )
 
+    return {
+        "stop": stop_after_attempt(max_attempts),
+        "wait": wait_backoff_or_retry_after(initial=initial, maximum=maximum),
+        "retry": retry_if_transient(idempotent=idempotent),
+        "before_sleep": log_retry,
+        "reraise": True,
+    }
+
+
+def build_retrying(*, max_attempts: int, initial: float, maximum: float, idempotent: bool, log: Any) -> Retrying:
+    """A ``Retrying`` for the hook's ``requests`` calls, with :func:`retry_policy`'s objects."""
     return Retrying(
-        stop=stop_after_attempt(max_attempts),
-        wait=wait_backoff_or_retry_after(initial=initial, maximum=maximum),
-        retry=retry_if_transient(idempotent=idempotent),
-        before_sleep=log_retry,
-        reraise=True,
+        **retry_policy(max_attempts=max_attempts, initial=initial, maximum=maximum, idempotent=idempotent, log=log)
+    )
+
+
+def build_async_retrying(
+    *, max_attempts: int, initial: float, maximum: float, idempotent: bool, log: Any
+) -> AsyncRetrying:
+    """An ``AsyncRetrying`` for the trigger's ``httpx`` calls, with :func:`retry_policy`'s objects."""
+    return AsyncRetrying(
+        **retry_policy(max_attempts=max_attempts, initial=initial, maximum=maximum, idempotent=idempotent, log=log)
     )

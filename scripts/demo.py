@@ -1,8 +1,8 @@
 """`make demo`: the example DAGs, run by real Airflow against a local Signzy emulator.
 
-Starts the emulator on a free port, prepares a throw-away AIRFLOW_HOME (SQLite), runs the lifecycle DAG
-and the DAG that fails on purpose with `airflow dags test`, and prints what each showed.
-Exit code 0 when both behaved as they should and no token was left alive.
+Starts the emulator on a free port, prepares a throw-away AIRFLOW_HOME (SQLite), runs the lifecycle DAG,
+the DAG that fails on purpose and the deferrable wait with `airflow dags test`, and prints what each
+showed. Exit code 0 when all behaved as they should and no token was left alive.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".demo"
 BIN = Path(sys.executable).parent
 PATRON, API_KEY = "demo", "demo-api-key-0123456789"
+WAIT_DAG = "signzy_wait_for_verification"
 
 
 @dataclass
@@ -36,10 +37,16 @@ class DagOutcome:
     revoked: int
     live: int
     seconds: float
+    expected_logins: int = 1
 
     @property
     def as_expected(self) -> bool:
-        return self.state == self.expected and self.live == 0 and self.logins == 1 and self.revoked >= 1
+        return (
+            self.state == self.expected
+            and self.live == 0
+            and self.logins == self.expected_logins
+            and self.revoked >= self.expected_logins
+        )
 
 
 def say(message: str) -> None:
@@ -68,8 +75,14 @@ def airflow_env(emulator_url: str) -> dict[str, str]:
     }
 
 
-def run_dag(dag_id: str, expected: str, env: dict[str, str], emulator: EmulatorControl) -> DagOutcome:
+def run_dag(
+    dag_id: str, expected: str, env: dict[str, str], emulator: EmulatorControl, *, expected_logins: int = 1
+) -> DagOutcome:
     emulator.reset()
+    if dag_id == WAIT_DAG:
+        # The customer "verifies" two seconds after the identity is created; the sensor polls every second.
+        emulator.auto_status("verified", after=2)
+        env = {**env, "SIGNZY_EXAMPLE_POKE_INTERVAL": "1"}
     say(f"Running {dag_id} with `airflow dags test` (log: .demo/{dag_id}.log)")
     started = time.monotonic()
     with open(WORK / f"{dag_id}.log", "wb") as log:
@@ -89,6 +102,7 @@ def run_dag(dag_id: str, expected: str, env: dict[str, str], emulator: EmulatorC
         revoked=state["logouts"],
         live=state["live_tokens"],
         seconds=seconds,
+        expected_logins=expected_logins,
     )
 
 
@@ -98,7 +112,7 @@ def report(outcomes: list[DagOutcome]) -> None:
     for o in outcomes:
         print(f"{o.dag_id:<28} {o.state:<8} {o.logins:>6} {o.calls:>5} {o.revoked:>7} {o.live:>11} {o.seconds:>5.0f}s")
     print()
-    lifecycle, failing = outcomes
+    lifecycle, failing, waiting = outcomes
     print(
         f"{'OK ' if lifecycle.as_expected else 'BAD'} {lifecycle.dag_id}: {lifecycle.calls} Signzy calls on "
         f"{lifecycle.logins} login; the logout teardown revoked the token; {lifecycle.live} live tokens left."
@@ -106,6 +120,11 @@ def report(outcomes: list[DagOutcome]) -> None:
     print(
         f"{'OK ' if failing.as_expected else 'BAD'} {failing.dag_id}: failed on purpose ({failing.state}), and "
         f"still left {failing.live} live tokens: the task callback and the teardown revoked it."
+    )
+    print(
+        f"{'OK ' if waiting.as_expected else 'BAD'} {waiting.dag_id}: the deferred sensor waited in the "
+        f"triggerer until the emulator moved the identity to 'verified' ({waiting.calls} calls, polls included); "
+        f"{waiting.logins} logins (the run's and the triggerer's shared one), {waiting.live} live tokens left."
     )
 
 
@@ -127,6 +146,7 @@ def main() -> int:
         outcomes = [
             run_dag("signzy_token_lifecycle", "success", env, emulator),
             run_dag("signzy_failure_revocation", "failed", env, emulator),
+            run_dag(WAIT_DAG, "success", env, emulator, expected_logins=2),
         ]
     report(outcomes)
     return 0 if all(o.as_expected for o in outcomes) else 1

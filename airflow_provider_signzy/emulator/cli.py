@@ -22,6 +22,18 @@ def _patron(spec: str) -> Patron:
     return Patron(parts[0], parts[1], user_id, email)
 
 
+def _auto_status(spec: str) -> tuple[str, float]:
+    """``status:seconds``."""
+    status, _, seconds = spec.rpartition(":")
+    try:
+        after = float(seconds)
+    except ValueError:
+        after = -1.0
+    if not status or after < 0:
+        raise argparse.ArgumentTypeError(f"expected status:seconds (e.g. verified:2), got {spec!r}")
+    return status, after
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signzy-emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -38,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loopback2", action="store_true", help='error envelopes with "status" (LoopBack 2)')
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--token-log", help="append every issued token to this file (leak scans only)")
+    parser.add_argument(
+        "--auto-status",
+        type=_auto_status,
+        help="status:seconds: each new identity moves to that status that long after creation (e.g. verified:2)",
+    )
     return parser
 
 
@@ -52,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         ttl_as_string=args.ttl_as_string,
         loopback2=args.loopback2,
         token_log=args.token_log,
+        auto_status=args.auto_status,
     )
     stop = threading.Event()
 

@@ -55,6 +55,14 @@ class EmulatorControl:
         """Limit each patron to ``per_second`` calls (see :mod:`airflow_provider_signzy.emulator.rate_limit`)."""
         self.call("/_emulator/rate_limit", {"per_second": per_second, "burst": burst, "status": status})
 
+    def set_identity_status(self, identity_id: str, status: str) -> dict[str, Any]:
+        """Move an identity's status now, as a person's action would (``*``: every identity)."""
+        return dict(self.call(f"/_emulator/identities/{identity_id}/status", {"status": status}))
+
+    def auto_status(self, status: str | None, after: float = 0.0) -> None:
+        """Identities created from now on move to ``status`` ``after`` seconds later (None: off)."""
+        self.call("/_emulator/auto-status", {"status": status, "after": after} if status else {})
+
 
 @contextmanager
 def emulator_process(*args: str, stderr: IO[bytes] | None = None) -> Iterator[EmulatorControl]:

@@ -3,8 +3,11 @@
 Standard library only. Threaded, HTTP/1.1 keep-alive, binds 127.0.0.1. Control endpoints live outside
 ``/api`` under ``/_emulator``: ``GET state``, ``POST faults``, ``DELETE faults``, ``POST rate_limit``
 (``{"per_second": R}``, see :mod:`.rate_limit`), ``DELETE rate_limit``, ``POST clock``
-(``{"advance": seconds}``), ``POST reset``. The emulator never logs a request line: query strings may
-hold ``access_token``.
+(``{"advance": seconds}``), ``POST reset``, ``POST identities/<id>/status`` (``{"status": "verified"}``:
+what a person's action does; ``*`` for every identity) and ``POST auto-status``
+(``{"status": "verified", "after": 2}``: identities created from then on move on their own after that
+many seconds; ``{}`` turns it off).
+The emulator never logs a request line: query strings may hold ``access_token``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from airflow_provider_signzy.emulator.state import EmulatorState, Patron, iso
 
 LOGIN_PATHS = ("/api/v2/patrons/login", "/api/customers/login")
 LOGOUT_PATHS = ("/api/v2/patrons/logout", "/api/customers/logout")
+_IDENTITY_STATUS_CONTROL = re.compile(r"^/_emulator/identities/(?P<identity>[^/]+)/status$")
 _PATRON_ROUTE = re.compile(r"^/api/v2/patrons/(?P<user_id>[^/]+)(?P<rest>/identities(?:/(?P<identity>[^/]+))?)?$")
 _NGINX_PAGE = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
@@ -377,12 +381,37 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
                 server.faults.clear()
                 server.rate_limit = None
                 self._json(200, {"reset": True})
+            elif (match := _IDENTITY_STATUS_CONTROL.match(path)) and self.command == "POST":
+                status = payload.get("status")
+                if not isinstance(status, str) or not status:
+                    raise ValueError('give the new status as {"status": "verified"}')
+                if match["identity"] == "*":
+                    self._json(200, {"moved": server.state.set_all_identities_status(status)})
+                    return
+                identity = server.state.set_identity_status(match["identity"], status)
+                if identity is None:
+                    self._json(404, {"error": f"no identity {match['identity']}"})
+                else:
+                    self._json(200, identity)
+            elif path == "/_emulator/auto-status" and self.command == "POST":
+                server.state.auto_status = auto_status_of(payload)
+                self._json(200, {"auto_status": server.state.auto_status})
             elif path == "/_emulator/health":
                 self._json(200, {"status": "ok"})
             else:
                 self._json(404, {"error": f"no control endpoint {self.command} {path}"})
         except (ValueError, TypeError, AttributeError) as exc:
             self._json(400, {"error": str(exc)})
+
+
+def auto_status_of(payload: Any) -> tuple[str, float] | None:
+    """``{"status": "verified", "after": 2}`` as ``("verified", 2.0)``; ``{}`` or null: no automatic move."""
+    if not payload:
+        return None
+    status, after = payload.get("status"), float(payload.get("after", 0))
+    if not isinstance(status, str) or not status or after < 0:
+        raise ValueError('auto-status is {"status": "<new status>", "after": <seconds >= 0>}')
+    return status, after
 
 
 def route_of(path: str) -> str:
@@ -432,6 +461,7 @@ class SignzyEmulator:
     :param ttl_as_string: answer ``"ttl": "1209600"``, as some Signzy docs show it.
     :param loopback2: error envelopes as LoopBack 2 sends them (``status`` instead of ``statusCode``).
     :param token_log: append each issued token to this file (for leak scans in tests only).
+    :param auto_status: ``(status, seconds)``: each new identity moves to ``status`` that long after creation.
     """
 
     def __init__(
@@ -445,8 +475,9 @@ class SignzyEmulator:
         ttl_as_string: bool = False,
         loopback2: bool = False,
         token_log: str | None = None,
+        auto_status: tuple[str, float] | None = None,
     ) -> None:
-        state_kwargs: dict[str, Any] = {"token_log": token_log}
+        state_kwargs: dict[str, Any] = {"token_log": token_log, "auto_status": auto_status}
         if max_ttl is not None:
             state_kwargs["max_ttl"] = max_ttl
         self.state = EmulatorState(list(patrons), **state_kwargs)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+#: An identity's status when created; a person's action (upload, consent, ...) moves it later.
+INITIAL_STATUS = "pending"
+
 #: LoopBack's default and maximum access-token lifetimes (seconds).
 DEFAULT_TTL = 1_209_600
 MAX_TTL = 31_556_926
@@ -42,8 +45,10 @@ class EmulatorState:
         max_ttl: int = MAX_TTL,
         default_ttl: int = DEFAULT_TTL,
         token_log: str | None = None,
+        auto_status: tuple[str, float] | None = None,
     ) -> None:
         self.lock = threading.Lock()
+        self.default_auto_status = auto_status
         self.patrons = {p.username: p for p in patrons}
         self.by_email = {p.email: p for p in patrons if p.email}
         self.max_ttl = max_ttl
@@ -55,10 +60,13 @@ class EmulatorState:
         with self.lock:
             self.tokens: dict[str, AccessToken] = {}
             self.identities: dict[str, dict[str, Any]] = {}
+            self.pending_moves: dict[str, tuple[float, str]] = {}
             self.counters: Counter[str] = Counter()
             self.requests: Counter[str] = Counter()
             self.held: dict[int, dict[str, Any]] = {}
             self.clock_offset = 0.0
+            #: (status, seconds): each identity created from now on moves to ``status`` that long after creation.
+            self.auto_status: tuple[str, float] | None = self.default_auto_status
 
     # -- clock --
 
@@ -115,6 +123,7 @@ class EmulatorState:
     # -- identities --
 
     def create_identity(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        now = self.now()
         identity = {
             "id": uuid.uuid4().hex,
             "patronId": user_id,
@@ -122,16 +131,53 @@ class EmulatorState:
             "email": body.get("email"),
             "callbackUrl": body.get("callbackUrl"),
             "images": body.get("images", []),
-            "createdAt": iso(self.now()),
+            "status": INITIAL_STATUS,
+            "createdAt": iso(now),
         }
         with self.lock:
             self.identities[identity["id"]] = identity
+            if self.auto_status is not None:
+                status, after = self.auto_status
+                self.pending_moves[identity["id"]] = (now + after, status)
             self.counters["identities_created"] += 1
-        return identity
+        return dict(identity)
+
+    def set_identity_status(self, identity_id: str, status: str) -> dict[str, Any] | None:
+        """Move an identity's status now (what a person's action does); None when it is unknown."""
+        with self.lock:
+            identity = self.identities.get(identity_id)
+            if identity is None:
+                return None
+            self._move(identity, status)
+            return dict(identity)
+
+    def set_all_identities_status(self, status: str) -> int:
+        """Move every identity's status now; returns how many."""
+        with self.lock:
+            for identity in self.identities.values():
+                self._move(identity, status)
+            return len(self.identities)
+
+    def _move(self, identity: dict[str, Any], status: str) -> None:
+        self.pending_moves.pop(identity["id"], None)
+        identity["status"] = status
+        identity["updatedAt"] = iso(self.now())
+        self.counters["status_changes"] += 1
+
+    def _apply_due_moves(self) -> None:
+        """Automatic moves whose time has come (call with the lock held)."""
+        now = self.now()
+        for identity_id, (due, status) in list(self.pending_moves.items()):
+            if now >= due:
+                del self.pending_moves[identity_id]
+                self.identities[identity_id]["status"] = status
+                self.identities[identity_id]["updatedAt"] = iso(due)
+                self.counters["status_changes"] += 1
 
     def identities_of(self, user_id: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [i for i in self.identities.values() if i["patronId"] == user_id]
+            self._apply_due_moves()
+            return [dict(i) for i in self.identities.values() if i["patronId"] == user_id]
 
     # -- counters --
 
@@ -168,6 +214,7 @@ class EmulatorState:
                 "logout_misses": self.counters["logout_misses"],
                 "expired": self.counters["expired"],
                 "identities_created": self.counters["identities_created"],
+                "status_changes": self.counters["status_changes"],
                 "faults_served": self.counters["faults_served"],
                 "rate_limited": self.counters["rate_limited"],
                 "faults_by_kind": {k[6:]: n for k, n in self.counters.items() if k.startswith("fault ")},

@@ -26,7 +26,6 @@ from airflow_provider_signzy.connection_form import (
 from airflow_provider_signzy.envelope import error_from_exception, error_from_response
 from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
-    SignzyConfigError,
     SignzyError,
     SignzyOutcomeUnknownError,
     SignzyPermissionError,
@@ -161,14 +160,8 @@ class SignzyHook(BaseHook):
         return self.session
 
     def url_for(self, endpoint: str) -> str:
-        """The full URL of a path under the connection's base URL; other hosts are refused."""
-        if "://" in endpoint or endpoint.startswith("//"):
-            raise SignzyConfigError(
-                f"Endpoint {endpoint!r} is a full URL: give a path under the connection's Base URL, "
-                "so the token is never sent to another host",
-                conn_id=self.signzy_conn_id,
-            )
-        return f"{self.config.base_url}/{endpoint.lstrip('/')}"
+        """The full URL of a path under the connection's Base URL; other hosts are refused."""
+        return self.config.url_for(endpoint)
 
     # -- the HTTP exchange, with the retry policy --
 

@@ -26,6 +26,7 @@ def test_examples_parse_without_import_errors_and_are_scheduled(example_bag) -> 
         "signzy_token_lifecycle",
         "signzy_taskflow",
         "signzy_failure_revocation",
+        "signzy_wait_for_verification",
         "signzy_batch_verification",
     }
     for dag in example_bag.dags.values():

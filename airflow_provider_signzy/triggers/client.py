@@ -1,0 +1,155 @@
+"""Signzy calls on an event loop (the triggerer): ``httpx.AsyncClient`` with the hook's retry policy.
+
+The retry policy is the hook's own (:mod:`airflow_provider_signzy.retry`) through tenacity's
+``AsyncRetrying``; errors are the hook's :class:`SignzyError` subclasses, built from the same envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from airflow_provider_signzy import __version__
+from airflow_provider_signzy.envelope import error_from_response
+from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyConnectionError, SignzyResponseError
+from airflow_provider_signzy.retry import build_async_retrying
+from airflow_provider_signzy.token import SignzyToken
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
+
+    from airflow_provider_signzy.connection import SignzyConnectionConfig
+
+
+def error_from_httpx(
+    exc: httpx.HTTPError, *, method: str, path: str, conn_id: str, timeout: float
+) -> SignzyConnectionError:
+    """A :class:`SignzyConnectionError` saying whether the request may have reached Signzy.
+
+    Built from the failure's kind only: ``str(exc)`` may repeat the URL and its query string.
+    """
+    reached_server, transient = True, True
+    if isinstance(exc, httpx.ConnectTimeout):
+        what, reached_server = "no connection within the connect timeout", False
+    elif isinstance(exc, httpx.ConnectError):
+        what, reached_server = "the connection could not be opened (refused, unknown host or TLS)", False
+    elif isinstance(exc, httpx.PoolTimeout):
+        what, reached_server = "no free connection in the pool", False
+    elif isinstance(exc, httpx.TimeoutException):
+        what = f"no answer within {timeout:g}s (read timeout)"
+    elif isinstance(exc, httpx.TransportError):
+        what = "the connection broke before the answer arrived"
+    else:
+        what, transient = f"the request failed ({type(exc).__name__})", False
+    error = SignzyConnectionError(
+        f"Signzy {method} {path} failed: {what} (connection {conn_id!r})",
+        reached_server=reached_server,
+        method=method,
+        path=path,
+        conn_id=conn_id,
+    )
+    error.transient = transient
+    return error
+
+
+class AsyncSignzyClient:
+    """Login, logout and authenticated calls for one connection, on the running event loop."""
+
+    def __init__(self, config: SignzyConnectionConfig, *, log: Any) -> None:
+        self.config = config
+        self.log = log
+        if config.token_in == "query":
+            # httpx logs each request's full URL at INFO: with the token in the query, that would leak it.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
+        self.http = httpx.AsyncClient(
+            headers={"Accept": "application/json", "User-Agent": f"airflow-provider-signzy/{__version__}"},
+            verify=config.verify,
+            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+            follow_redirects=False,
+        )
+        self._retrying: dict[bool, AsyncRetrying] = {
+            idempotent: build_async_retrying(
+                max_attempts=config.max_attempts,
+                initial=config.backoff_initial,
+                maximum=config.backoff_max,
+                idempotent=idempotent,
+                log=log,
+            )
+            for idempotent in (True, False)
+        }
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        token: SignzyToken | None = None,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """One call under the retry policy: a 2xx answer, or the :class:`SignzyError` that fits."""
+        url = self.config.url_for(path)
+        shown_path = "/" + path.lstrip("/").split("?", 1)[0]
+        headers: dict[str, str] = {}
+        params = dict(params or {})
+        if token is not None:
+            if self.config.token_in == "query":
+                params["access_token"] = token.id
+            else:
+                headers["Authorization"] = token.id
+        request = {"headers": headers, "json": json, "params": params or None}
+        response: httpx.Response = await self._retrying[idempotent](self._attempt, method, shown_path, url, request)
+        return response
+
+    async def _attempt(self, method: str, shown_path: str, url: str, request: dict[str, Any]) -> httpx.Response:
+        config = self.config
+        try:
+            response = await self.http.request(method, url, **request)
+        except httpx.HTTPError as exc:
+            raise error_from_httpx(
+                exc, method=method, path=shown_path, conn_id=config.conn_id, timeout=config.timeout
+            ) from None
+        if response.status_code >= 400:
+            raise error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
+        return response
+
+    async def login(self, ttl: int | None) -> SignzyToken:
+        """Log in; the caller masks the token."""
+        config = self.config
+        body: dict[str, Any] = {"username": config.username, "password": config.api_key}
+        if ttl is not None:
+            body["ttl"] = int(ttl)
+        sent_at = datetime.now(UTC)
+        try:
+            response = await self.send("POST", config.login_path, json=body, idempotent=True)
+        except SignzyAuthError as exc:
+            raise exc.restated(
+                SignzyAuthError,
+                f"Signzy refused the login of user {config.username!r}: {exc.status} {exc.code or ''} "
+                f"{exc.signzy_message}. Check the Username and API key of connection {config.conn_id!r}",
+            ) from None
+        try:
+            payload = response.json()
+        except ValueError:
+            raise SignzyResponseError(
+                f"Signzy login answered {response.status_code} with a body that is not JSON "
+                f"(connection {config.conn_id!r})",
+                status=response.status_code,
+                conn_id=config.conn_id,
+            ) from None
+        return SignzyToken.from_login_response(payload, sent_at=sent_at, conn_id=config.conn_id)
+
+    async def logout(self, token: SignzyToken) -> bool:
+        """Revoke ``token``: True if revoked now, False if it was already dead."""
+        try:
+            await self.send("POST", self.config.logout_path, token=token, idempotent=True)
+        except SignzyAuthError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

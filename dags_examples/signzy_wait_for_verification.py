@@ -1,0 +1,67 @@
+"""Create an identity, then wait (deferred) until the customer's verification ends, then read the result.
+
+Copy this DAG for any Signzy flow that waits on a person. What it shows:
+- ``SignzySensor(deferrable=True)`` holds no worker slot while it waits: the triggerer polls, with one
+  shared login per connection however many sensors wait, revoked when the last one ends;
+- ``success_when`` / ``failure_when`` are plain data on the JSON answer (dotted paths): a rejected
+  identity fails the task at once, with the status in the message, instead of waiting for the timeout;
+- ``timeout`` is an absolute deadline for the wait; ``poke_interval`` the pause after every poll;
+- the run's own token (login task) serves the calls before and after the wait; the logout teardown
+  revokes it whatever happens.
+
+``SIGNZY_EXAMPLE_POKE_INTERVAL`` exists for ``make demo`` only (it polls every second there); a real
+verification takes minutes or days: keep a minute or more.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from airflow_provider_signzy.callbacks import revoke_token_on_failure
+from airflow_provider_signzy.operators.signzy import SignzyLoginOperator, SignzyLogoutOperator, SignzyOperator
+from airflow_provider_signzy.sensors.signzy import SignzySensor
+
+IDENTITY = "/api/v2/patrons/{patron_id}/identities/{{ ti.xcom_pull(task_ids='create_identity')['id'] }}"
+
+with DAG(
+    dag_id="signzy_wait_for_verification",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    dagrun_timeout=timedelta(days=3),
+    on_failure_callback=revoke_token_on_failure(),
+    tags=["signzy", "example", "deferrable"],
+) as dag:
+    login = SignzyLoginOperator(token_ttl=30 * 60)
+
+    create_identity = SignzyOperator(
+        task_id="create_identity",
+        method="POST",
+        endpoint="/api/v2/patrons/{patron_id}/identities",
+        json={
+            "type": "individualPan",
+            "email": "customer-{{ ds_nodash }}@example.com",
+            "callbackUrl": "https://example.com/signzy/callback",
+            "images": [],
+        },
+    )
+
+    wait_until_verified = SignzySensor(
+        task_id="wait_until_verified",
+        endpoint=IDENTITY,
+        success_when={"status": ["verified", "completed"]},
+        failure_when={"status": ["rejected", "expired"]},
+        deferrable=True,
+        poke_interval=float(os.environ.get("SIGNZY_EXAMPLE_POKE_INTERVAL", "60")),
+        timeout=timedelta(days=2),
+    )
+
+    # The token may have expired during a long wait: the call then logs in once for itself and revokes it.
+    read_result = SignzyOperator(task_id="read_result", endpoint=IDENTITY)
+
+    logout = SignzyLogoutOperator()
+
+    login >> create_identity >> wait_until_verified >> read_result >> logout.as_teardown(setups=login)
