@@ -980,7 +980,7 @@ def run_batch(
         [
             "batch retry: replayed / unknown (windows in flight at the kill) / sent by the retry",
             f"{replayed} / {unknown} ({unknown_created} had reached Signzy, {unknown - unknown_created} not) / {fresh}",
-            f"> 0 / >= {BATCH_HELD}, = created before the kill - replayed / the rest",
+            f"> 0 / >= {BATCH_HELD}, none sent again / the rest",
             yes(
                 replayed > 0
                 and unknown >= BATCH_HELD
