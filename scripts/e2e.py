@@ -11,6 +11,12 @@ by the emulator while the script SIGKILLs the task process that sent it, or the 
 (then restarts it). Airflow retries each of those tasks; then the script clears them. Every run must
 have sent its POST exactly once and its task must fail saying that Signzy may have charged the call.
 ``E2E_RUNS=0`` runs these alone.
+
+Last the batch run (issue 12): a ``SignzyBatchOperator`` of 300 paid POSTs (``retries=2``) whose Celery
+worker is SIGKILLed while the emulator holds three of them, then restarted; Airflow retries the task. No
+item may be created twice, and every item's result must be accounted for at the emulator: succeeded or
+replayed (created once) or unknown (at most once). ``E2E_PAID_CALLS=0`` skips the paid-call runs, so
+``E2E_RUNS=0 E2E_PAID_CALLS=0`` runs the batch run alone (about 1½ minutes).
 """
 
 from __future__ import annotations
@@ -537,15 +543,16 @@ def run_load(api: Api, emulator_url: str, runs: int) -> list[list[str]]:
     return rows
 
 
-def final_figures(emulator_url: str, paying_runs: list[str]) -> list[list[str]]:
-    """Paid calls per run (each intends one), live tokens and the secret scan, once every run is over."""
+def final_figures(emulator_url: str, paying_runs: list[str], batch_identities: int = 0) -> list[list[str]]:
+    """Paid calls per run (each intends one), live tokens and the secret scan, once every run is over.
+    ``batch_identities``: those the batch run created (its own figures account for them)."""
     emulator = EmulatorControl(emulator_url)
     sent = posts_by_run(emulator_url)
     twice = {run_id: sent[run_id] for run_id in paying_runs if sent[run_id] > 1}
     for run_id, count in sorted(twice.items()):
         print(f"   sent twice: {run_id} sent its paid POST {count} times")
     total = sum(sent[run_id] for run_id in paying_runs)
-    created = emulator.state()["identities_created"]
+    created = emulator.state()["identities_created"] - batch_identities
     poll_until(lambda: emulator.state()["live_tokens"] == 0, 60)
     live = emulator.state()["live_tokens"]
     tokens = (WORK / "issued-tokens").read_text().split()
@@ -573,8 +580,10 @@ class Kill:
     what: str  # "task process" or "Celery worker"
     pid: int  # the process that had sent the POST
     client_port: int
-    run_id: str | None  # the run whose create_identity try Airflow recorded with that pid
+    run_id: str | None  # the run whose task try Airflow recorded with that pid
     try_number: int = 0  # that try
+    dag_id: str = RETRIES
+    task_id: str = "create_identity"
     landed: bool = False  # the process died while its answer was held, and the answer never went out
     seen: bool = False  # Airflow ended the try the expected way (supervisor saw the signal / heartbeat timeout)
 
@@ -609,10 +618,12 @@ def wait_held(emulator: EmulatorControl, count: int, seconds: float) -> list[dic
     raise SystemExit(f"the emulator held {len(held)} of {count} paid POSTs within {seconds:.0f} s")
 
 
-def try_of_pid(api: Api, run_ids: list[str], pid: int) -> tuple[str | None, int]:
-    """(run, try) of the running create_identity try that Airflow recorded with ``pid`` (its task process)."""
+def try_of_pid(
+    api: Api, run_ids: list[str], pid: int, dag_id: str = RETRIES, task_id: str = "create_identity"
+) -> tuple[str | None, int]:
+    """(run, try) of the running task try that Airflow recorded with ``pid`` (its task process)."""
     for run_id in run_ids:
-        ti = api.call("GET", f"/dags/{RETRIES}/dagRuns/{run_id}/taskInstances/create_identity")
+        ti = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
         if ti.get("pid") == pid and ti["state"] == "running":
             return run_id, int(ti["try_number"])
     return None, 0
@@ -624,11 +635,11 @@ def ended_as_expected(api: Api, kill: Kill) -> bool:
     if kill.run_id is None:
         return False
     if kill.what == "task process":
-        path = f"/dags/{RETRIES}/dagRuns/{kill.run_id}/taskInstances/create_identity/logs/{kill.try_number}"
+        path = f"/dags/{kill.dag_id}/dagRuns/{kill.run_id}/taskInstances/{kill.task_id}/logs/{kill.try_number}"
         log = api.call("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
         return "terminated by signal" in json.dumps(log)
     events = api.call(
-        "GET", "/eventLogs", params={"dag_id": RETRIES, "run_id": kill.run_id, "event": "heartbeat timeout"}
+        "GET", "/eventLogs", params={"dag_id": kill.dag_id, "run_id": kill.run_id, "event": "heartbeat timeout"}
     )
     return int(events["total_entries"]) > 0
 
@@ -694,6 +705,8 @@ def kill_worker(
     count: int,
     restart: list[str],
     env: dict[str, str],
+    dag_id: str = RETRIES,
+    task_id: str = "create_identity",
 ) -> list[Kill]:
     """SIGKILL the Celery worker and everything under it while ``count`` paid POSTs are held; restart it."""
     held = wait_held(emulator, count, 180)
@@ -706,7 +719,8 @@ def kill_worker(
         pid = sender_of(entry, emulator_port)
         if pid not in tree:
             raise SystemExit(f"process {pid} ({command_of(pid)}) holding a paid POST is not under the Celery worker")
-        kills.append(Kill("Celery worker", pid, int(entry["client_port"]), *try_of_pid(api, run_ids, pid)))
+        run_id, try_number = try_of_pid(api, run_ids, pid, dag_id, task_id)
+        kills.append(Kill("Celery worker", pid, int(entry["client_port"]), run_id, try_number, dag_id, task_id))
     # A node lost or an OOM-killed container: every process at once. Airflow 3 gives each task process a
     # process group of its own, so the worker's group alone would leave them running, orphaned.
     groups = {table[pid][1] for pid in tree}
@@ -722,8 +736,9 @@ def kill_worker(
     if not poll_until(lambda: not tree & set(process_table()), 15):
         raise SystemExit(f"processes of the killed worker still alive: {sorted(tree & set(process_table()))}")
     confirm_kills(emulator, kills, state["held_answers_undelivered"], state["held_answers_sent"])
-    deployment.processes["celery-worker-killed"] = worker
-    deployment.spawn("celery-worker", restart, env, log_name="celery-worker-restarted")
+    restarts = sum(name.startswith("celery-worker-killed") for name in deployment.processes) + 1
+    deployment.processes[f"celery-worker-killed-{restarts}"] = worker
+    deployment.spawn("celery-worker", restart, env, log_name=f"celery-worker-restarted-{restarts}")
     say("Restarted the Celery worker; Airflow retries the killed tasks once their heartbeats time out")
     return kills
 
@@ -867,6 +882,117 @@ def run_paid_calls(
     return rows, run_ids
 
 
+# -- a batch of paid calls whose worker is killed mid-batch (issue 12) -------------------------------
+
+BATCH, BATCH_TASK = "signzy_e2e_batch", "create_identities"
+BATCH_ITEMS = 300  # as in scripts/e2e_dags/signzy_e2e_batch.py
+BATCH_HOLD_AFTER, BATCH_HELD = 120, 3  # POSTs 121 to 123 of the batch are held: the kill comes then
+
+
+def batch_results(api: Api, run_id: str) -> list[dict[str, Any]]:
+    """The batch task's return value (one result per item), read through the REST API."""
+    path = f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances/{BATCH_TASK}/xcomEntries/return_value"
+    value = api.call("GET", path)["value"]
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, list):
+        raise SystemExit(f"the batch task's return value is not a list: {type(value).__name__}")
+    return value
+
+
+def run_batch(
+    api: Api, emulator_url: str, deployment: Deployment, worker_argv: list[str], env: dict[str, str]
+) -> tuple[list[list[str]], int]:
+    """A ``SignzyBatchOperator`` of paid POSTs (retries=2) whose Celery worker is SIGKILLed mid-batch.
+
+    The emulator holds the answers of POSTs 121 to 123, so the batch stalls with those in flight and its
+    ledger windows around them written "sending"; the script SIGKILLs the worker, restarts it, and Airflow
+    retries the task after its heartbeat timeout. Returns the figures and the identities the run created."""
+    emulator = EmulatorControl(emulator_url)
+    emulator_port = int(emulator_url.rsplit(":", 1)[1])
+    run_id = "batch-000"
+    api.call("PATCH", f"/dags/{BATCH}", json={"is_paused": False})
+    emulator.clear_faults()
+    say(
+        f"Batch of {BATCH_ITEMS} paid POSTs, retries=2: the Celery worker killed while POSTs "
+        f"{BATCH_HOLD_AFTER + 1} to {BATCH_HOLD_AFTER + BATCH_HELD} are held, then restarted"
+    )
+    held: list[dict[str, Any] | None] = [{"hold": HOLD_SECONDS}] * BATCH_HELD
+    emulator.add_faults({"path": IDENTITIES, "method": "POST", "faults": [None] * BATCH_HOLD_AFTER + held})
+    started = time.monotonic()
+    trigger(api, BATCH, [run_id])
+    kills = kill_worker(
+        api, deployment, emulator, emulator_port, [run_id], BATCH_HELD, worker_argv, env, BATCH, BATCH_TASK
+    )
+    at_kill = sum(count for key, count in posts_by_run(emulator_url).items() if key.startswith(f"{run_id}.i"))
+    say(f"{at_kill} items of the batch were created at the emulator when the worker died")
+    emulator.clear_faults()
+    wait_runs(api, BATCH, [run_id], 300)
+    wall = time.monotonic() - started
+
+    ti = api.call("GET", f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances/{BATCH_TASK}")
+    results = batch_results(api, run_id) if ti["state"] == "success" else []
+    sent = posts_by_run(emulator_url)
+    created = [sent[f"{run_id}.i{n:03d}"] for n in range(BATCH_ITEMS)]
+    stray = sum(c for key, c in sent.items() if key.startswith(f"{run_id}.")) - sum(created)
+    twice = [n for n, count in enumerate(created) if count > 1]
+    outcomes = Counter(str(r.get("outcome")) for r in results)
+    unaccounted = []
+    for n in range(BATCH_ITEMS):
+        result = results[n] if n < len(results) else {}
+        outcome = result.get("outcome")
+        if result.get("index") != n:
+            unaccounted.append(f"item {n}: no result")
+        elif outcome in ("succeeded", "replayed") and (created[n] != 1 or not result.get("ok")):
+            unaccounted.append(f"item {n}: {outcome}, created {created[n]} times")
+        elif outcome == "unknown" and created[n] > 1:
+            unaccounted.append(f"item {n}: unknown, created {created[n]} times")
+        elif outcome not in ("succeeded", "replayed", "unknown"):
+            unaccounted.append(f"item {n}: {outcome} ({result.get('error')})")
+    for line in unaccounted[:20]:
+        print(f"   unaccounted: {line}")
+    for n in twice:
+        print(f"   sent twice: batch item {n} created {created[n]} times")
+    unknown_created = sum(1 for r in results if r.get("outcome") == "unknown" and created[int(r["index"])] == 1)
+    landed = sum(k.landed for k in kills)
+    for kill in kills:
+        kill.seen = ended_as_expected(api, kill) and int(ti["try_number"]) > kill.try_number
+    retried = sum(k.seen for k in kills)
+    replayed, unknown, fresh = outcomes["replayed"], outcomes["unknown"], outcomes["succeeded"]
+    print(
+        f"   {run_id}: {BATCH_TASK} {ti['state']} after {ti['try_number']} tries; outcomes {dict(outcomes)}; "
+        f"{at_kill} items created before the kill, {sum(created)} in all"
+    )
+    rows = [
+        [
+            f"batch run, retries=2: {BATCH_ITEMS} paid POSTs, Celery worker killed while POSTs held",
+            f"{landed}/{len(kills)} SIGKILLs landed, {retried} retried after a heartbeat timeout",
+            f"{BATCH_HELD} / {BATCH_HELD}",
+            yes(landed == retried == len(kills) == BATCH_HELD and ti["state"] == "success"),
+        ],
+        ["batch items sent twice (created more than once)", str(len(twice) + stray), "0", yes(not twice and not stray)],
+        [
+            "batch items accounted for (succeeded/replayed: created once; unknown: at most once)",
+            f"{BATCH_ITEMS - len(unaccounted)}/{BATCH_ITEMS}",
+            "all",
+            yes(not unaccounted and len(results) == BATCH_ITEMS),
+        ],
+        [
+            "batch retry: replayed / unknown (windows in flight at the kill) / sent by the retry",
+            f"{replayed} / {unknown} ({unknown_created} had reached Signzy, {unknown - unknown_created} not) / {fresh}",
+            f"> 0 / >= {BATCH_HELD}, none sent again / the rest",
+            yes(
+                replayed > 0
+                and unknown >= BATCH_HELD
+                and replayed + unknown_created == at_kill
+                and fresh == BATCH_ITEMS - replayed - unknown
+            ),
+        ],
+        ["wall time of the batch run", f"{wall:.0f} s", "-", "-"],
+    ]
+    return rows, sum(created) + stray
+
+
 def yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -875,6 +1001,7 @@ def main() -> int:
     # SIGTERM (CI's time limit, a user's kill) becomes SystemExit, so the teardown below still runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     runs = int(os.environ.get("E2E_RUNS", "20"))
+    paid_calls = os.environ.get("E2E_PAID_CALLS", "1") != "0"  # E2E_PAID_CALLS=0: skip the paid-call runs
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "logs").mkdir(parents=True)
     deployment = Deployment(ensure_prerequisites())
@@ -907,10 +1034,15 @@ def main() -> int:
         wait_for(lambda: api.session.get(f"{api.base}/api/v2/monitor/health", timeout=5).ok, "api-server", 180)
         api.authenticate()
         wait_for(api.healthy, "scheduler", 180)
-        wait_for(lambda: all(api.call("GET", f"/dags/{d}") for d in (LIFECYCLE, TIMEOUT, RETRIES)), "the e2e DAGs", 180)
+        dags = (LIFECYCLE, TIMEOUT, RETRIES, BATCH)
+        wait_for(lambda: all(api.call("GET", f"/dags/{d}") for d in dags), "the e2e DAGs", 180)
         rows = run_load(api, emulator_url, runs) if runs else []  # E2E_RUNS=0: the paid-call runs alone
-        paid_rows, paid_runs = run_paid_calls(api, emulator_url, deployment, worker_argv, env)
-        rows += paid_rows + final_figures(emulator_url, [f"load-{n:03d}" for n in range(runs)] + paid_runs)
+        paid_rows, paid_runs = (
+            run_paid_calls(api, emulator_url, deployment, worker_argv, env) if paid_calls else ([], [])
+        )
+        batch_rows, batch_identities = run_batch(api, emulator_url, deployment, worker_argv, env)
+        rows += paid_rows + batch_rows
+        rows += final_figures(emulator_url, [f"load-{n:03d}" for n in range(runs)] + paid_runs, batch_identities)
     finally:
         say("Tearing down every process")
         deployment.stop()
