@@ -1,8 +1,10 @@
 """`make demo`: the example DAGs, run by real Airflow against a local Signzy emulator.
 
-Starts the emulator on a free port, prepares a throw-away AIRFLOW_HOME (SQLite), runs the lifecycle DAG,
-the DAG that fails on purpose and the deferrable wait with `airflow dags test`, and prints what each
-showed. Exit code 0 when all behaved as they should and no token was left alive.
+Starts the emulator on a free port, prepares a throw-away AIRFLOW_HOME (SQLite), runs with `airflow dags
+test` the lifecycle DAG, the DAG that fails on purpose, the deferrable wait, the TaskFlow DAG (retries=2)
+with the answer to its second paid POST lost (it must fail at once without sending it again), and the
+batch DAG (25 customers in one task), and prints what each showed. Exit code 0 when all behaved as they
+should and no token was left alive.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ WORK = REPO / ".demo"
 BIN = Path(sys.executable).parent
 PATRON, API_KEY = "demo", "demo-api-key-0123456789"
 WAIT_DAG = "signzy_wait_for_verification"
+PAID_DAG = "signzy_taskflow"  # retries=2; here the answer to its second paid POST is lost
+PAID_POSTS = "POST /api/v2/patrons/{userId}/identities"
 
 
 @dataclass
@@ -38,6 +42,10 @@ class DagOutcome:
     live: int
     seconds: float
     expected_logins: int = 1
+    paid_posts: int = 0
+    expected_posts: int | None = None
+    said_charged: bool = False
+    must_say_charged: bool = False
 
     @property
     def as_expected(self) -> bool:
@@ -46,6 +54,8 @@ class DagOutcome:
             and self.live == 0
             and self.logins == self.expected_logins
             and self.revoked >= self.expected_logins
+            and self.expected_posts in (None, self.paid_posts)
+            and (self.said_charged or not self.must_say_charged)
         )
 
 
@@ -76,13 +86,23 @@ def airflow_env(emulator_url: str) -> dict[str, str]:
 
 
 def run_dag(
-    dag_id: str, expected: str, env: dict[str, str], emulator: EmulatorControl, *, expected_logins: int = 1
+    dag_id: str,
+    expected: str,
+    env: dict[str, str],
+    emulator: EmulatorControl,
+    *,
+    expected_logins: int = 1,
+    expected_posts: int | None = None,
 ) -> DagOutcome:
     emulator.reset()
     if dag_id == WAIT_DAG:
         # The customer "verifies" two seconds after the identity is created; the sensor polls every second.
         emulator.auto_status("verified", after=2)
         env = {**env, "SIGNZY_EXAMPLE_POKE_INTERVAL": "1"}
+    if dag_id == PAID_DAG:
+        emulator.add_faults(
+            {"path": "/api/v2/patrons/*/identities", "method": "POST", "faults": [None, {"drop": "after"}]}
+        )
     say(f"Running {dag_id} with `airflow dags test` (log: .demo/{dag_id}.log)")
     started = time.monotonic()
     with open(WORK / f"{dag_id}.log", "wb") as log:
@@ -103,6 +123,10 @@ def run_dag(
         live=state["live_tokens"],
         seconds=seconds,
         expected_logins=expected_logins,
+        paid_posts=requests.get(PAID_POSTS, 0),
+        expected_posts=expected_posts,
+        must_say_charged=dag_id == PAID_DAG,
+        said_charged="may have been charged" in (WORK / f"{dag_id}.log").read_text(errors="replace"),
     )
 
 
@@ -112,7 +136,7 @@ def report(outcomes: list[DagOutcome]) -> None:
     for o in outcomes:
         print(f"{o.dag_id:<28} {o.state:<8} {o.logins:>6} {o.calls:>5} {o.revoked:>7} {o.live:>11} {o.seconds:>5.0f}s")
     print()
-    lifecycle, failing, waiting = outcomes
+    lifecycle, failing, waiting, paid, batch = outcomes
     print(
         f"{'OK ' if lifecycle.as_expected else 'BAD'} {lifecycle.dag_id}: {lifecycle.calls} Signzy calls on "
         f"{lifecycle.logins} login; the logout teardown revoked the token; {lifecycle.live} live tokens left."
@@ -125,6 +149,15 @@ def report(outcomes: list[DagOutcome]) -> None:
         f"{'OK ' if waiting.as_expected else 'BAD'} {waiting.dag_id}: the deferred sensor waited in the "
         f"triggerer until the emulator moved the identity to 'verified' ({waiting.calls} calls, polls included); "
         f"{waiting.logins} logins (the run's and the triggerer's shared one), {waiting.live} live tokens left."
+    )
+    print(
+        f"{'OK ' if paid.as_expected else 'BAD'} {paid.dag_id}: retries=2, and the answer to its 2nd paid POST was "
+        f"lost: Signzy got {paid.paid_posts} POSTs, not more; the task failed at once, without retries, saying "
+        f"the call {'may have been charged' if paid.said_charged else '(message missing!)'}; {paid.live} live tokens."
+    )
+    print(
+        f"{'OK ' if batch.as_expected else 'BAD'} {batch.dag_id}: {batch.paid_posts} customers verified in one "
+        f"task on {batch.logins} login, {batch.live} live tokens left."
     )
 
 
@@ -147,6 +180,8 @@ def main() -> int:
             run_dag("signzy_token_lifecycle", "success", env, emulator),
             run_dag("signzy_failure_revocation", "failed", env, emulator),
             run_dag(WAIT_DAG, "success", env, emulator, expected_logins=2),
+            run_dag(PAID_DAG, "failed", env, emulator, expected_posts=2),
+            run_dag("signzy_batch_verification", "success", env, emulator, expected_posts=25),
         ]
     report(outcomes)
     return 0 if all(o.as_expected for o in outcomes) else 1
