@@ -156,6 +156,15 @@ def error_from_exception(
         what = "the answer was cut off"
     else:
         what, transient = f"the request failed ({type(exc).__name__})", False
+    return connection_error(
+        what, reached_server=reached_server, transient=transient, method=method, path=path, conn_id=conn_id
+    )
+
+
+def connection_error(
+    what: str, *, reached_server: bool, transient: bool, method: str, path: str, conn_id: str | None
+) -> SignzyConnectionError:
+    """The :class:`SignzyConnectionError` of a network failure described by ``what`` (any HTTP client's)."""
     error = SignzyConnectionError(
         f"Signzy {method} {path} failed: {what}{_where(conn_id)}",
         reached_server=reached_server,

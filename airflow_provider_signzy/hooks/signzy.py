@@ -30,9 +30,9 @@ from airflow_provider_signzy.exceptions import (
     SignzyOutcomeUnknownError,
     SignzyPermissionError,
     SignzyRateLimitError,
-    SignzyResponseError,
 )
 from airflow_provider_signzy.ledger import LedgerEntry, open_entry, signzy_acted
+from airflow_provider_signzy.login import login_body, refused_login, token_from_answer
 from airflow_provider_signzy.retry import IDEMPOTENT_METHODS, build_retrying
 from airflow_provider_signzy.token import SignzyToken, TokenCipher
 
@@ -230,28 +230,13 @@ class SignzyHook(BaseHook):
         ``ttl``: seconds the token should live; default the connection's ``token_ttl`` extra, else an hour.
         """
         config = self.config
-        ttl = int(ttl) if ttl is not None else config.token_ttl
-        body: dict[str, Any] = {"username": config.username, "password": config.api_key, "ttl": ttl}
         sent_at = datetime.now(UTC)
         try:
             # Safe to resend: a login whose answer was lost only leaves a token that dies at its ttl.
-            response = self._send("POST", config.login_path, json=body, idempotent=True)
+            response = self._send("POST", config.login_path, json=login_body(config, ttl), idempotent=True)
         except SignzyAuthError as exc:
-            raise exc.restated(
-                SignzyAuthError,
-                f"Signzy refused the login of user {config.username!r}: {exc.status} {exc.code or ''} "
-                f"{exc.signzy_message}. Check the Username and API key of connection {config.conn_id!r}",
-            ) from None
-        try:
-            payload = response.json()
-        except ValueError:
-            raise SignzyResponseError(
-                f"Signzy login answered {response.status_code} with a body that is not JSON "
-                f"(connection {config.conn_id!r}, Base URL {config.base_url})",
-                status=response.status_code,
-                conn_id=config.conn_id,
-            ) from None
-        token = SignzyToken.from_login_response(payload, sent_at=sent_at, conn_id=config.conn_id)
+            raise refused_login(exc, config) from None
+        token = token_from_answer(response, config, sent_at=sent_at)
         mask_secret(token.id)
         self.log.info(
             "Logged in to Signzy as patron %s (connection %r); token valid until %s",

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from airflow_provider_signzy import __version__
-from airflow_provider_signzy.envelope import error_from_response
-from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyConnectionError, SignzyResponseError
+from airflow_provider_signzy.envelope import connection_error, error_from_response
+from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyConnectionError
+from airflow_provider_signzy.login import login_body, refused_login, token_from_answer
 from airflow_provider_signzy.retry import build_async_retrying
 from airflow_provider_signzy.token import SignzyToken
 
@@ -44,15 +45,9 @@ def error_from_httpx(
         what = "the connection broke before the answer arrived"
     else:
         what, transient = f"the request failed ({type(exc).__name__})", False
-    error = SignzyConnectionError(
-        f"Signzy {method} {path} failed: {what} (connection {conn_id!r})",
-        reached_server=reached_server,
-        method=method,
-        path=path,
-        conn_id=conn_id,
+    return connection_error(
+        what, reached_server=reached_server, transient=transient, method=method, path=path, conn_id=conn_id
     )
-    error.transient = transient
-    return error
 
 
 class AsyncSignzyClient:
@@ -120,28 +115,12 @@ class AsyncSignzyClient:
     async def login(self, ttl: int | None) -> SignzyToken:
         """Log in; the caller masks the token."""
         config = self.config
-        body: dict[str, Any] = {"username": config.username, "password": config.api_key}
-        if ttl is not None:
-            body["ttl"] = int(ttl)
         sent_at = datetime.now(UTC)
         try:
-            response = await self.send("POST", config.login_path, json=body, idempotent=True)
+            response = await self.send("POST", config.login_path, json=login_body(config, ttl), idempotent=True)
         except SignzyAuthError as exc:
-            raise exc.restated(
-                SignzyAuthError,
-                f"Signzy refused the login of user {config.username!r}: {exc.status} {exc.code or ''} "
-                f"{exc.signzy_message}. Check the Username and API key of connection {config.conn_id!r}",
-            ) from None
-        try:
-            payload = response.json()
-        except ValueError:
-            raise SignzyResponseError(
-                f"Signzy login answered {response.status_code} with a body that is not JSON "
-                f"(connection {config.conn_id!r})",
-                status=response.status_code,
-                conn_id=config.conn_id,
-            ) from None
-        return SignzyToken.from_login_response(payload, sent_at=sent_at, conn_id=config.conn_id)
+            raise refused_login(exc, config) from None
+        return token_from_answer(response, config, sent_at=sent_at)
 
     async def logout(self, token: SignzyToken) -> bool:
         """Revoke ``token``: True if revoked now, False if it was already dead."""

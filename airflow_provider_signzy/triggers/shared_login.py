@@ -22,10 +22,6 @@ from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
 from airflow_provider_signzy.token import SignzyToken
 from airflow_provider_signzy.triggers.client import AsyncSignzyClient
 
-#: Lifetime asked for the shared token when the connection sets no ``token_ttl``: short, so a leaked
-#: token dies soon; it is renewed before it expires.
-SHARED_TOKEN_TTL = 3600
-
 _LOGINS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SharedLogin]] = weakref.WeakKeyDictionary()
 
 
@@ -91,7 +87,7 @@ class SharedLogin:
     async def _renew(
         self, client: AsyncSignzyClient, current: SignzyToken | None, stale: SignzyToken | None
     ) -> SignzyToken:
-        fresh = await client.login(client.config.token_ttl or SHARED_TOKEN_TTL)
+        fresh = await client.login(None)  # the connection's token_ttl: an hour unless it says otherwise
         self._token = fresh
         await _mask(fresh.id)
         why = "first use" if current is None else ("a 401" if stale is not None else "renewal before expiry")
