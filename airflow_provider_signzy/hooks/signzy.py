@@ -55,6 +55,17 @@ class SignzyTokenAuth(AuthBase):
         return f"SignzyTokenAuth(token_in={self.token_in!r})"
 
 
+
+class _LoginBody(dict[str, Any]):
+    """The login JSON, whose repr hides the API key.
+
+    Airflow 3.0's console renders a task's exception with rich, showing each frame's local variables: a
+    plain dict here (held by ``login``, ``_send`` and the retry frames) would print the key there.
+    """
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {'***' if k == 'password' else v!r}" for k, v in self.items()) + "}"
+
 class SignzyHook(BaseHook):
     """Logs in to Signzy with a ``signzy`` connection and sends authenticated calls.
 
@@ -194,7 +205,7 @@ class SignzyHook(BaseHook):
     def login(self, ttl: int | None = None) -> SignzyToken:
         """Log in and return a new token (masked in this process's logs); ``ttl`` in seconds."""
         config = self.config
-        body: dict[str, Any] = {"username": config.username, "password": config.api_key}
+        body = _LoginBody(username=config.username, password=config.api_key)
         ttl = ttl if ttl is not None else config.token_ttl
         if ttl is not None:
             body["ttl"] = int(ttl)

@@ -8,6 +8,8 @@ import sys
 from importlib.metadata import distribution
 from pathlib import Path
 
+from airflow_version import requires_airflow
+
 import airflow_provider_signzy
 from airflow_provider_signzy.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_signzy.hooks.signzy import SignzyHook
@@ -28,16 +30,28 @@ def test_tests_run_against_the_installed_wheel_not_the_source_tree() -> None:
 
 def test_providers_manager_lists_the_provider_and_its_hook() -> None:
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     provider = ProvidersManager().providers["airflow-provider-signzy"]
     assert provider.version == airflow_provider_signzy.__version__
-    hook = ProvidersManagerTaskRuntime().hooks["signzy"]
+    try:  # 3.2+: tasks resolve hooks through the Task SDK's own manager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        hooks = ProvidersManagerTaskRuntime().hooks
+    except ImportError:  # before 3.2: core's ProvidersManager serves tasks too
+        hooks = ProvidersManager().hooks
+    hook = hooks["signzy"]
     assert hook is not None
     assert hook.hook_class_name == "airflow_provider_signzy.hooks.signzy.SignzyHook"
     assert hook.connection_id_attribute_name == "signzy_conn_id"
 
 
+def test_wtforms_is_a_dependency_of_a_plain_install() -> None:
+    """Airflow 3.0/3.1 (and 2.11) build every hook's form from WTForms classes: without it, no form."""
+    requires = distribution("airflow-provider-signzy").requires or []
+    assert any(r.lower().startswith("wtforms") and "extra ==" not in r for r in requires), requires
+
+
+@requires_airflow("3.0", why="the React UI's hook metadata service is new in 3.0 (2.11 serves a FAB form)")
 def test_connection_form_as_the_ui_serves_it() -> None:
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
