@@ -55,7 +55,6 @@ class SignzyTokenAuth(AuthBase):
         return f"SignzyTokenAuth(token_in={self.token_in!r})"
 
 
-
 class _LoginBody(dict[str, Any]):
     """The login JSON, whose repr hides the API key.
 
@@ -65,6 +64,7 @@ class _LoginBody(dict[str, Any]):
 
     def __repr__(self) -> str:
         return "{" + ", ".join(f"{k!r}: {'***' if k == 'password' else v!r}" for k, v in self.items()) + "}"
+
 
 class SignzyHook(BaseHook):
     """Logs in to Signzy with a ``signzy`` connection and sends authenticated calls.
