@@ -94,8 +94,9 @@ def main(versions: list[str]) -> int:
     lines = [r.line() for r in results]
     (OUT / "summary.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(["", ">> Matrix summary", *lines]))
-    total = {k: sum(r.counts.get(k, 0) for r in results) for k in ("passed", "failed", "error", "skipped")}
-    print(f"matrix: {total['passed']} passed, {total['failed'] + total['error']} failed, {total['skipped']} skipped")
+    total = {k: sum(r.counts.get(k, 0) for r in results) for k in ("passed", "failed", "error", "errors", "skipped")}
+    failed = total["failed"] + total["error"] + total["errors"]
+    print(f"matrix: {total['passed']} passed, {failed} failed, {total['skipped']} skipped")
     return 0 if all(r.ok for r in results) else 1
 
 

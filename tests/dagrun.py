@@ -17,12 +17,12 @@ BUNDLE = "dags-folder"
 
 
 def dag_bag(dag_folder: str) -> Any:
-    """A DagBag of ``dag_folder`` (without Airflow's example DAGs), on any supported version."""
+    """A DagBag of ``dag_folder``, on any supported version (conftest turns Airflow's examples off)."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # before 3.2
         from airflow.models.dagbag import DagBag
-    return DagBag(dag_folder=dag_folder, include_examples=False)
+    return DagBag(dag_folder=dag_folder)
 
 
 def sync_to_db(bag: Any) -> None:
