@@ -1,20 +1,34 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+ and pip:
 #   make demo   runs the provider against the local Signzy emulator in real Airflow
 #   make test   lint, type-check and the whole test suite
+#   make test AIRFLOW_VERSION=3.0.6   the same on another Airflow (its own virtualenv, reused)
+#   make matrix                       the suite on every supported Airflow line, one line of counts each
 PYTHON ?= python3
+DEFAULT_AIRFLOW_VERSION := 3.3.2
+AIRFLOW_VERSION ?= $(DEFAULT_AIRFLOW_VERSION)
+# The newest patch of each supported line; `make matrix` runs them all. (2.11 is not supported yet: README.)
+MATRIX_VERSIONS ?= 3.0.6 3.1.8 3.2.2 3.3.2
+AIRFLOW_LINE := $(word 1,$(subst ., ,$(AIRFLOW_VERSION))).$(word 2,$(subst ., ,$(AIRFLOW_VERSION)))
+# Per-line pins of the packages that break Airflow when too new (each file's header says their source).
+CONSTRAINTS := constraints/airflow-$(AIRFLOW_LINE).txt
+ifeq ($(AIRFLOW_VERSION),$(DEFAULT_AIRFLOW_VERSION))
 VENV ?= .venv
+else
+VENV ?= .venvs/airflow-$(AIRFLOW_VERSION)
+endif
 BIN := $(VENV)/bin
-AIRFLOW_VERSION := 3.3.2
 STAMP := $(VENV)/.deps-airflow-$(AIRFLOW_VERSION)
+PYTEST_ARGS ?=
 
-.PHONY: install test lint demo bench bench-sensors e2e clean
+.PHONY: install test suite matrix lint demo bench bench-sensors e2e clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@test -f $(CONSTRAINTS) || { echo "No pins for Airflow $(AIRFLOW_LINE): add $(CONSTRAINTS)"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo ">> Installing Airflow $(AIRFLOW_VERSION) and the test tools into $(VENV): the slow part, about a minute"
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" ".[test]"
+	@$(BIN)/python -m pip install -q -c $(CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)" ".[test]"
 	@touch $@
 
 # LoopBack 3 (Node.js) for the interop tests: Signzy's v2 API is LoopBack, so the hook and the emulator are
@@ -38,10 +52,18 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: install lint $(LOOPBACK_DEPS)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite alone (no lint), for the matrix: lint does not depend on the Airflow version.
+suite: install $(LOOPBACK_DEPS)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# One line per version: "airflow X.Y.Z: N passed, N failed, N skipped"; logs in .matrix/.
+matrix:
+	@$(PYTHON) scripts/matrix.py $(MATRIX_VERSIONS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench .bench-sensors
+	rm -rf .venv .venvs .matrix dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench .bench-sensors
 
 demo: install
 	@$(BIN)/python scripts/demo.py

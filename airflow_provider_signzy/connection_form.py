@@ -94,9 +94,16 @@ def hook_ui_field_behaviour() -> dict[str, Any]:
 
 
 def hook_form_widgets() -> dict[str, Any]:
-    """``CONN_FIELDS`` as WTForms fields, for Airflow 3.0 and 3.1."""
+    """``CONN_FIELDS`` as WTForms fields, for Airflow 3.0 and 3.1 (and 2.11's FAB form).
+
+    Imported at call time, on purpose: 3.0/3.1's API server (``HookMetaService``) patches
+    ``wtforms.StringField``, ``wtforms.validators.Optional`` and ``wtforms.validators.any_of`` with stand-ins
+    that turn each field into a JSON-schema param for the React form. ``any_of`` (not ``AnyOf``) is the name
+    it patches, so the enum reaches the UI. WTForms is a dependency of this package: without it those
+    versions' ProvidersManager drops every hook's form (``_import_hook`` imports wtforms itself).
+    """
     from wtforms import BooleanField, IntegerField, PasswordField, StringField
-    from wtforms.validators import AnyOf, NumberRange, Optional
+    from wtforms.validators import NumberRange, Optional, any_of
     from wtforms.widgets import PasswordInput, TextInput
 
     try:  # the Bootstrap widgets of the FAB UI, where it is installed
@@ -112,7 +119,7 @@ def hook_form_widgets() -> dict[str, Any]:
         if "minimum" in schema and kinds & {"integer"}:
             validators.append(NumberRange(min=schema["minimum"]))
         if "enum" in schema:
-            validators.append(AnyOf(schema["enum"]))
+            validators.append(any_of(schema["enum"]))
         common = {"description": spec.get("description"), "default": schema.get("default")}
         if schema.get("format") == "password":
             widgets[name] = PasswordField(spec["label"], widget=BS3PasswordFieldWidget(), **common)

@@ -13,13 +13,24 @@ if TYPE_CHECKING:
     from airflow_provider_signzy.connection import SignzyConnectionConfig
 
 
-def login_body(config: SignzyConnectionConfig, ttl: int | None) -> dict[str, Any]:
+class LoginBody(dict[str, Any]):
+    """The login JSON, whose repr hides the API key.
+
+    Airflow 3.0's console renders a task's exception with rich, showing each frame's local variables: a
+    plain dict here (held by ``login``, ``_send`` and the retry frames) would print the key there.
+    """
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {'***' if k == 'password' else v!r}" for k, v in self.items()) + "}"
+
+
+def login_body(config: SignzyConnectionConfig, ttl: int | None) -> LoginBody:
     """``POST login``'s body; ``ttl`` defaults to the connection's ``token_ttl`` (one hour if unset)."""
-    return {
-        "username": config.username,
-        "password": config.api_key,
-        "ttl": int(ttl) if ttl is not None else config.token_ttl,
-    }
+    return LoginBody(
+        username=config.username,
+        password=config.api_key,
+        ttl=int(ttl) if ttl is not None else config.token_ttl,
+    )
 
 
 def refused_login(exc: SignzyAuthError, config: SignzyConnectionConfig) -> SignzyError:

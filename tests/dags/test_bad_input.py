@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from dagrun import run_dag, task_states
+from dagrun import console_text, run_dag, task_states, unwrapped
 
 from airflow_provider_signzy.emulator import SignzyEmulator
 from airflow_provider_signzy.operators.signzy import SignzyLoginOperator, SignzyLogoutOperator, SignzyOperator
@@ -28,14 +28,13 @@ def login_only_dag(dag_id: str) -> Any:
 
 
 def failure_output(capfd: pytest.CaptureFixture[str]) -> str:
-    out, err = capfd.readouterr()
-    return out + err
+    return console_text(capfd)
 
 
 def assert_clean_failure(output: str, *expected: str) -> None:
     for text in expected:
         assert text in output
-    assert KEY not in output
+    assert KEY not in unwrapped(output)
     assert "urllib3/connectionpool.py" not in output  # errors are raised `from None`: no internals
     assert "requests/adapters.py" not in output
 

@@ -35,7 +35,7 @@ def services() -> dict[str, Any]:
 
 
 def makefile_airflow_version() -> str:
-    match = re.search(r"^AIRFLOW_VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    match = re.search(r"^DEFAULT_AIRFLOW_VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
     assert match
     return match.group(1)
 

@@ -198,7 +198,7 @@ def test_server_errors_are_retried_then_reported(
     if status in (502, 504):
         assert "an HTML page" in str(raised.value)
     assert requests_to(emulator, "GET", "/api/v2/patrons/{userId}/identities") == 3
-    log = leak_check.text()
+    log = leak_check.logged()
     assert len(retry_waits(log)) == 2
     assert f"attempt 1 of 3 failed ({status}" in log
 
@@ -224,7 +224,7 @@ def test_retry_after_is_honoured(make_conn: MakeConn, emulator: SignzyEmulator, 
         started = time.monotonic()
         hook.request("GET", IDENTITIES)
         elapsed = time.monotonic() - started
-    assert retry_waits(leak_check.text()) == [1.0]
+    assert retry_waits(leak_check.logged()) == [1.0]
     assert elapsed >= 1.0
 
 
@@ -233,7 +233,7 @@ def test_backoff_grows_exponentially_with_bounded_jitter(make_conn: MakeConn, em
     emulator.faults.add({"path": IDENTITIES, "faults": [{"status": 503}] * 3})
     with SignzyHook() as hook:
         hook.request("GET", IDENTITIES)
-    waits = retry_waits(leak_check.text())
+    waits = retry_waits(leak_check.logged())
     assert len(waits) == 3
     for n, wait in enumerate(waits):
         assert 0.05 * 2**n <= wait <= 0.05 * 2**n + 0.05 + 0.005  # rounding of the logged figure
@@ -244,7 +244,7 @@ def test_backoff_max_caps_the_wait(make_conn: MakeConn, emulator: SignzyEmulator
     emulator.faults.add({"path": IDENTITIES, "faults": [{"status": 429, "retry_after": 30}]})
     with SignzyHook() as hook:
         hook.request("GET", IDENTITIES)
-    assert retry_waits(leak_check.text()) == [0.2]
+    assert retry_waits(leak_check.logged()) == [0.2]
 
 
 def test_post_with_lost_answer_is_sent_exactly_once(make_conn: MakeConn, emulator: SignzyEmulator) -> None:
@@ -299,7 +299,7 @@ def test_refused_connection_is_safe_to_resend_even_for_post(make_conn: MakeConn,
         SignzyHook().login()
     assert raised.value.reached_server is False
     assert "could not be opened" in str(raised.value)
-    assert len(retry_waits(leak_check.text())) == 2
+    assert len(retry_waits(leak_check.logged())) == 2
 
 
 # -- tokens: expiry, re-login, permissions --------------------------------------------------------

@@ -121,15 +121,24 @@ def test_invalid_connection_key_is_named() -> None:
 
 
 def test_without_any_key_the_token_is_plain_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.sdk.crypto import get_fernet
+    try:
+        from airflow.sdk import crypto  # 3.1+: the Task SDK's get_fernet, an lru_cache
+    except ImportError:  # before 3.1: core's, which the provider falls back to; cached in a global
+        from airflow.models import crypto
+
+    def forget_fernet() -> None:  # Airflow caches the Fernet it built from the key
+        if hasattr(crypto.get_fernet, "cache_clear"):
+            crypto.get_fernet.cache_clear()
+        else:
+            crypto._fernet = None  # type: ignore[attr-defined]
 
     monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
-    get_fernet.cache_clear()  # Airflow caches the Fernet it built from the key
+    forget_fernet()
     try:
         cipher = TokenCipher.for_connection({}, "c")
     finally:
         monkeypatch.undo()
-        get_fernet.cache_clear()
+        forget_fernet()
     assert cipher.encrypts is False
     record = _token().to_xcom(cipher)
     assert record["encrypted"] is False
