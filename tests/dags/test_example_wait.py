@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagrun import run_dag, task_states
+from dagrun import dag_bag, run_dag, task_states
 
 from airflow_provider_signzy.emulator import SignzyEmulator
 
@@ -14,10 +14,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "dags_examples" / "signzy_wait_f
 
 
 def example_dag(monkeypatch: pytest.MonkeyPatch) -> object:
-    from airflow.dag_processing.dagbag import DagBag
-
     monkeypatch.setenv("SIGNZY_EXAMPLE_POKE_INTERVAL", "0.2")  # read when the file is parsed
-    bag = DagBag(dag_folder=str(EXAMPLE))
+    bag = dag_bag(str(EXAMPLE))
     assert bag.import_errors == {}
     return bag.dags["signzy_wait_for_verification"]
 
