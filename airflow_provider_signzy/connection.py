@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -78,7 +79,7 @@ class SignzyConnectionConfig:
         backoff_initial = reader.number("backoff_initial", DEFAULT_BACKOFF_INITIAL, minimum=0)
         return cls(
             conn_id=conn_id,
-            base_url=_base_url(conn, conn_id),
+            base_url=_base_url(conn, conn_id, allow_insecure_http=reader.flag("allow_insecure_http", default=False)),
             username=username,
             api_key=str(conn.password),
             token_ttl=reader.optional_int("token_ttl") or DEFAULT_TOKEN_TTL,
@@ -106,7 +107,7 @@ def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
     return {key.removeprefix(prefix): value for key, value in extra.items()}
 
 
-def _base_url(conn: Any, conn_id: str) -> str:
+def _base_url(conn: Any, conn_id: str, *, allow_insecure_http: bool) -> str:
     host = (conn.host or "").strip()
     if not host:
         return DEFAULT_BASE_URL
@@ -122,10 +123,44 @@ def _base_url(conn: Any, conn_id: str) -> str:
             f"Connection {conn_id!r}: Base URL (host field) must hold no credentials, query or fragment",
             conn_id=conn_id,
         )
+    hostname = parts.hostname or ""
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(hostname):
+        # Only the host name is shown: the Base URL is checked for credentials above, but say less anyway.
+        raise SignzyConfigError(
+            f"Connection {conn_id!r}: Base URL (host field) is http:// to {hostname!r}, which is not this "
+            "machine: the API key, the token and customers' personal data would cross the network "
+            "unencrypted. Use https:// (for example "
+            f"{DEFAULT_BASE_URL}), or, for a private test server only, set the extra "
+            '"allow_insecure_http": true',
+            conn_id=conn_id,
+        )
     netloc = parts.netloc
     if conn.port and parts.port is None:
         netloc = f"{netloc}:{conn.port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``): plain http stays on the machine."""
+    name = hostname.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _boolean(value: Any) -> bool | None:
+    """A boolean extra as the form or a hand-written JSON may hold it; None when it is not one."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    return None
 
 
 class _ExtraReader:
@@ -173,14 +208,17 @@ class _ExtraReader:
         value = self._raw("verify")
         if value is None:
             return True
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip()
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        return text  # a CA bundle path
+        flag = _boolean(value)
+        return str(value).strip() if flag is None else flag  # else a CA bundle path
+
+    def flag(self, name: str, *, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        flag = _boolean(value)
+        if flag is None:
+            raise self._fail(name, "true or false", value)
+        return flag
 
     def path(self, name: str, default: str) -> str:
         value = self._raw(name)

@@ -66,6 +66,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Turn off only for a local test server. A CA bundle path can be given in the extra JSON.",
         "schema": {"type": ["boolean", "null"], "default": True},
     },
+    "allow_insecure_http": {
+        "label": "Allow plain http://",
+        "description": "Only for a private test server: with an http:// Base URL to another machine, the API key, "
+        "the token and customers' personal data would cross the network unencrypted. Off: such a URL is "
+        "refused (http:// to this machine, such as the emulator, is always allowed).",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
     "login_path": {
         "label": "Login path",
         "description": "Some Signzy products log in at /api/customers/login.",
