@@ -28,9 +28,20 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.hooks.signzy"]}],
-        "operators": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.operators.signzy"]}],
+        "operators": [
+            {
+                "integration-name": "Signzy",
+                "python-modules": [
+                    "airflow_provider_signzy.operators.signzy",
+                    "airflow_provider_signzy.operators.batch",
+                ],
+            }
+        ],
         "sensors": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.sensors.signzy"]}],
         "triggers": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.triggers.signzy"]}],
+        # Also registered through the `airflow.plugins` entry point: Airflow loads provider plugins only when
+        # providers are discovered eagerly ([core] lazy_discover_providers = False).
+        "plugins": [{"name": "signzy", "plugin-class": "airflow_provider_signzy.privacy.plugin.SignzyPlugin"}],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_signzy.hooks.signzy.SignzyHook",

@@ -34,6 +34,7 @@ from airflow_provider_signzy.ledger import (
     replayed_response,
 )
 from airflow_provider_signzy.pacing import CallPacer
+from airflow_provider_signzy.privacy.scrub import scrub
 from airflow_provider_signzy.retry import IDEMPOTENT_METHODS
 from airflow_provider_signzy.token import TokenCipher
 
@@ -87,7 +88,8 @@ class SignzyBatch:
 
     :param hook: the hook to call with (its connection, retry policy and sessions).
     :param endpoint: path under the Base URL; ``{patron_id}`` is the token's patron and ``{field}`` the
-        item's ``field``.
+        item's ``field``. Errors and log lines show the endpoint with ``{field}`` as is: an item's fields
+        may be personal data.
     :param token: the token to use (the run's); None: the hook's own, revoked when the hook closes.
     :param window: calls whose ledger entries are written together (two store writes per window); None:
         about a second of calls at the rate so far.
@@ -114,6 +116,7 @@ class SignzyBatch:
             raise ValueError("max_concurrency must be at least 1")
         self.hook = hook
         self.endpoint = endpoint
+        self._shown_path = endpoint
         self.method = method.upper()
         self.token = token
         self.max_concurrency = max_concurrency
@@ -136,6 +139,8 @@ class SignzyBatch:
     def run(self, items: Sequence[Any]) -> list[dict[str, Any]]:
         self.hook.pacer = self.pacer
         patron = (self.token or self.hook.get_token()).user_id
+        # What errors and retry log lines show: the item fields stay {field} (they may be personal data).
+        self._shown_path = self.endpoint.replace("{patron_id}", patron)
         calls = self._prepare(items, patron)
         if not self.idempotent:
             self.ledger = BatchLedger.open(
@@ -273,6 +278,7 @@ class SignzyBatch:
                 params=self.query_params,
                 headers=self.headers,
                 idempotent=self.idempotent,
+                shown_path=self._shown_path,
             )
         except Exception as exc:  # a result, not a reason to stop the batch
             return exc
@@ -346,7 +352,9 @@ class SignzyBatch:
                 try:
                     call.result["response"] = self._parse(outcome)
                 except Exception as exc:  # the call succeeded: the ledger says so; the item reports the filter
-                    call.result.update(ok=False, error=f"response_filter failed: {type(exc).__name__}: {exc}")
+                    # The filter's message may quote the answer it choked on: scrub it like Signzy's own.
+                    error = scrub(f"response_filter failed: {type(exc).__name__}: {exc}")
+                    call.result.update(ok=False, error=error)
                 self.counts[SUCCEEDED_NOW] += 1
         self._write_window(number, entries)
 

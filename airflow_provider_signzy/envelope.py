@@ -1,16 +1,18 @@
 """Turn a failed Signzy answer, or a failed request, into the right :class:`SignzyError`.
 
 Signzy's errors use LoopBack's envelope ``{"error": {"statusCode", "name", "message", "code"}}``
-(LoopBack 2 services say ``status``); proxies in front of it answer 502/504 with HTML pages.
+(LoopBack 2 services say ``status``); proxies in front of it answer 502/504 with HTML pages. Signzy's
+messages echo the input they reject, so what is kept of them is scrubbed (:func:`.privacy.scrub.scrub`) first.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -24,6 +26,7 @@ from airflow_provider_signzy.exceptions import (
     SignzyRateLimitError,
     SignzyServerError,
 )
+from airflow_provider_signzy.privacy.scrub import scrub
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -67,8 +70,12 @@ def _reason(response: AnyResponse) -> str:
     return str(getattr(response, "reason", None) or getattr(response, "reason_phrase", None) or "")
 
 
-def read_envelope(response: AnyResponse) -> tuple[int, str | None, str]:
-    """(status, Signzy code, message) of an error answer, whatever its body looks like."""
+def read_envelope(response: AnyResponse, *, sent: Iterable[str] = ()) -> tuple[int, str | None, str]:
+    """(status, Signzy code, message) of an error answer, whatever its body looks like.
+
+    The message is scrubbed of personal data (Signzy echoes input), and of ``sent``: values the request
+    carried that the caller knows of (see :func:`.privacy.scrub.scrub`).
+    """
     status = response.status_code
     try:
         body: Any = response.json()
@@ -79,21 +86,28 @@ def read_envelope(response: AnyResponse) -> tuple[int, str | None, str]:
         if not status:
             status = int(error.get("statusCode") or error.get("status") or 0)
         code = error.get("code") or None
-        message = str(error.get("message") or error.get("name") or "no message")
-        return status, (str(code) if code else None), message[:_MAX_MESSAGE]
+        message = scrub(str(error.get("message") or error.get("name") or "no message"), values=sent)
+        return status, (str(code) if code else None), message[:_MAX_MESSAGE]  # scrubbed whole, then cut
     text = response.text or ""
     if not text.strip():
         return status, None, f"an empty body ({_reason(response) or 'no reason given'})"
     content_type = response.headers.get("Content-Type", "unknown type").split(";")[0]
     title = _HTML_TITLE.search(text)
     if title:
-        return status, None, f"an HTML page {title.group(1)[:100]!r} instead of JSON (likely a proxy)"
+        shown = scrub(title.group(1), values=sent)[:100]
+        return status, None, f"an HTML page {shown!r} instead of JSON (likely a proxy)"
     return status, None, f"a {content_type} body of {len(text)} characters instead of the JSON error envelope"
 
 
-def error_from_response(response: AnyResponse, *, method: str, path: str, conn_id: str | None) -> SignzyError:
-    """The :class:`SignzyError` subclass that fits a non-2xx answer."""
-    status, code, message = read_envelope(response)
+def error_from_response(
+    response: AnyResponse, *, method: str, path: str, conn_id: str | None, sent_path: str | None = None
+) -> SignzyError:
+    """The :class:`SignzyError` subclass that fits a non-2xx answer.
+
+    ``path`` is what the error shows; ``sent_path``, the path really requested when it differs (a batch
+    item's fields filled in): its segments that ``path`` does not have are scrubbed from Signzy's message.
+    """
+    status, code, message = read_envelope(response, sent=_filled_segments(sent_path, path))
     shown_code = f" {code}" if code else ""
     text = f"Signzy answered {status}{shown_code} to {method} {path}: {message}{_where(conn_id)}"
     kwargs: dict[str, Any] = {
@@ -116,6 +130,15 @@ def error_from_response(response: AnyResponse, *, method: str, path: str, conn_i
     if status >= 500:
         return SignzyServerError(text, **kwargs)
     return SignzyClientError(text, **kwargs)
+
+
+def _filled_segments(sent_path: str | None, shown_path: str) -> set[str]:
+    """Segments of the requested path that the shown one (a template) does not have: an item's values."""
+    if not sent_path:
+        return set()
+    shown = set(shown_path.split("?", 1)[0].split("/"))
+    filled = {segment for segment in sent_path.split("?", 1)[0].split("/") if segment not in shown}
+    return filled | {unquote(segment) for segment in filled}
 
 
 #: Failures while preparing a request, before anything is sent.

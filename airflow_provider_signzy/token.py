@@ -199,16 +199,16 @@ class TokenCipher:
         assert self._fernet is not None, "no Fernet key to seal with"
         return str(self._fernet.encrypt(data).decode())
 
-    def unseal(self, value: str, *, source: str) -> bytes:
-        return self.decrypt_bytes(value, source=source)
+    def unseal(self, value: str, *, source: str, what: str = "a sealed Signzy record") -> bytes:
+        return self.decrypt_bytes(value, source=source, what=what)
 
     def decrypt(self, value: str, *, source: str) -> str:
         return self.decrypt_bytes(value, source=source).decode()
 
-    def decrypt_bytes(self, value: str, *, source: str) -> bytes:
+    def decrypt_bytes(self, value: str, *, source: str, what: str = "a Signzy token") -> bytes:
         if self._fernet is None:
             raise SignzyConfigError(
-                f"{source} holds an encrypted Signzy token, but this worker has no key to read it: set the "
+                f"{source} holds {what}, encrypted, but this worker has no key to read it: set the "
                 "same [core] fernet_key (or the connection's 'xcom_fernet_key') on every Airflow component"
             )
         from cryptography.fernet import InvalidToken
@@ -217,7 +217,7 @@ class TokenCipher:
             return bytes(self._fernet.decrypt(value.encode()))
         except (InvalidToken, ValueError, TypeError):
             raise SignzyConfigError(
-                f"{source} holds a Signzy token that {self.key_source} cannot decrypt: it was encrypted "
+                f"{source} holds {what} that {self.key_source} cannot decrypt: it was encrypted "
                 "under another key or changed after it was written. Use the same key on every Airflow "
                 "component, then run the DAG again"
             ) from None

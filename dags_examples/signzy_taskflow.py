@@ -4,6 +4,10 @@
 call, and revokes its token when the block ends, whether the block succeeds or raises. Each TaskFlow
 task below is self-contained: one login and one logout per task.
 
+Customers' data never sits in XCom or rendered fields in the clear: ``new_customers`` seals what it
+returns (a task's return value is XCom, and a downstream task's arguments are stored as its rendered
+fields), ``verify_customers`` opens it in memory with ``unseal()`` and returns only identity ids.
+
 ``retries=2`` is safe with paid POSTs: on Airflow 3.3+ the hook keeps a call ledger in the task state
 store, so a retry of ``verify_customers`` replays the identities an earlier try created instead of paying
 for them again, and fails at once (no retry) on a call whose answer was lost.
@@ -17,6 +21,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.privacy import seal, unseal
 
 
 @dag(
@@ -29,12 +34,17 @@ from airflow_provider_signzy.hooks.signzy import SignzyHook
 )
 def signzy_taskflow() -> None:
     @task
-    def verify_customers(emails: list[str]) -> list[str]:
+    def new_customers() -> list[dict[str, str]]:
+        """Stands in for a query of today's sign-ups; sealed, because XCom would show them to anyone."""
+        return seal([{"email": f"{name}@example.com"} for name in ("asha", "ravi", "meera")])
+
+    @task
+    def verify_customers(customers: list[dict[str, str]]) -> list[str]:
         """Create one identity per customer; returns their ids (only ids go to XCom, no token)."""
         created = []
         with SignzyHook(signzy_conn_id="signzy_default") as hook:
             patron = hook.get_token().user_id
-            for email in emails:
+            for email in (customer["email"] for customer in unseal(customers)):
                 answer = hook.request(
                     "POST",
                     f"/api/v2/patrons/{patron}/identities",
@@ -53,7 +63,7 @@ def signzy_taskflow() -> None:
             raise ValueError(f"Signzy does not list identities {missing}")
         return {"verified": len(identity_ids)}
 
-    report(verify_customers(["asha@example.com", "ravi@example.com", "meera@example.com"]))
+    report(verify_customers(new_customers()))
 
 
 signzy_taskflow()

@@ -7,7 +7,9 @@ Copy this DAG for any Signzy flow that waits on a person. What it shows:
   identity fails the task at once, with the status in the message, instead of waiting for the timeout;
 - ``timeout`` is an absolute deadline for the wait; ``poke_interval`` the pause after every poll;
 - the run's own token (login task) serves the calls before and after the wait; the logout teardown
-  revokes it whatever happens.
+  revokes it whatever happens;
+- Signzy's answers hold the customer's personal data: XCom keeps them sealed (only ``id`` and ``status``
+  readable, so the template below works), and ``unseal()`` opens one in a downstream task.
 
 ``SIGNZY_EXAMPLE_POKE_INTERVAL`` exists for ``make demo`` only (it polls every second there); a real
 verification takes minutes or days: keep a minute or more.
@@ -18,10 +20,11 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
 from airflow_provider_signzy.callbacks import revoke_token_on_failure
 from airflow_provider_signzy.operators.signzy import SignzyLoginOperator, SignzyLogoutOperator, SignzyOperator
+from airflow_provider_signzy.privacy import unseal
 from airflow_provider_signzy.sensors.signzy import SignzySensor
 
 IDENTITY = "/api/v2/patrons/{patron_id}/identities/{{ ti.xcom_pull(task_ids='create_identity')['id'] }}"
@@ -62,6 +65,13 @@ with DAG(
     # The token may have expired during a long wait: the call then logs in once for itself and revokes it.
     read_result = SignzyOperator(task_id="read_result", endpoint=IDENTITY)
 
+    @task
+    def record_outcome(identity: dict) -> dict[str, str]:
+        """Open the sealed answer in one call; pass on what the warehouse needs, no personal data."""
+        opened = unseal(identity)
+        return {"id": opened["id"], "status": opened["status"], "verified_at": opened.get("updatedAt", "")}
+
     logout = SignzyLogoutOperator()
 
-    login >> create_identity >> wait_until_verified >> read_result >> logout.as_teardown(setups=login)
+    login >> create_identity >> wait_until_verified >> read_result
+    record_outcome(read_result.output) >> logout.as_teardown(setups=login)

@@ -59,6 +59,10 @@ class EmulatorControl:
         """Move an identity's status now, as a person's action would (``*``: every identity)."""
         return dict(self.call(f"/_emulator/identities/{identity_id}/status", {"status": status}))
 
+    def identities(self) -> list[dict[str, Any]]:
+        """Every identity the emulator holds (since its start or last reset), personal fields included."""
+        return list(self.call("/_emulator/identities")["identities"])
+
     def auto_status(self, status: str | None, after: float = 0.0) -> None:
         """Identities created from now on move to ``status`` ``after`` seconds later (None: off)."""
         self.call("/_emulator/auto-status", {"status": status, "after": after} if status else {})

@@ -336,6 +336,8 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             return 200, {"id": user_id, "username": patron.username, "email": patron.email}
         if rest and identity_id is None and self.command == "POST":
             payload = self._parse_json(body)
+            if isinstance(payload, dict) and payload.get("images") is not None:
+                payload = {**payload, "images": list_property(payload["images"])}
             if not isinstance(payload, dict) or not isinstance(payload.get("type"), str) or not payload["type"]:
                 raise ApiError(
                     422,
@@ -396,12 +398,39 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             elif path == "/_emulator/auto-status" and self.command == "POST":
                 server.state.auto_status = auto_status_of(payload)
                 self._json(200, {"auto_status": server.state.auto_status})
+            elif path == "/_emulator/identities" and self.command == "GET":
+                # Every identity held, personal fields included: for leak scans (``make demo``) of a local emulator.
+                with server.state.lock:
+                    identities = [dict(identity) for identity in server.state.identities.values()]
+                self._json(200, {"identities": identities})
             elif path == "/_emulator/health":
                 self._json(200, {"status": "ok"})
             else:
                 self._json(404, {"error": f"no control endpoint {self.command} {path}"})
         except (ValueError, TypeError, AttributeError) as exc:
             self._json(400, {"error": str(exc)})
+
+
+def list_property(value: Any) -> list[Any]:
+    """A LoopBack list property (``images: ['string']``) from a body's value, as LoopBack 3 builds it.
+
+    A JSON string of a list is accepted; anything else is refused with LoopBack's own 400, whose message
+    echoes the value (``could not create List from JSON string: "..."``, ``Items must be an array: ...``),
+    raised while the model is built, before validation: Signzy's errors quote customers' data.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ApiError(400, f"could not create List from JSON string: {_js_json(value)}") from None
+    if not isinstance(value, list):
+        raise ApiError(400, f"Items must be an array: {_js_json(value)}")
+    return value
+
+
+def _js_json(value: Any) -> str:
+    """``JSON.stringify(value)``, as Node's ``%j`` prints it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def auto_status_of(payload: Any) -> tuple[str, float] | None:

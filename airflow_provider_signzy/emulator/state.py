@@ -14,6 +14,9 @@ from typing import Any
 #: An identity's status when created; a person's action (upload, consent, ...) moves it later.
 INITIAL_STATUS = "pending"
 
+#: Personal fields of an identity's body that the identity keeps, when given.
+PERSONAL_FIELDS = ("name", "pan", "dob", "address", "phone", "aadhaar")
+
 #: LoopBack's default and maximum access-token lifetimes (seconds).
 DEFAULT_TTL = 1_209_600
 MAX_TTL = 31_556_926
@@ -134,6 +137,8 @@ class EmulatorState:
             "status": INITIAL_STATUS,
             "createdAt": iso(now),
         }
+        # The customer's own data, as a real KYC answer carries it (so tests see personal data in answers).
+        identity.update({name: body[name] for name in PERSONAL_FIELDS if name in body})
         with self.lock:
             self.identities[identity["id"]] = identity
             if self.auto_status is not None:

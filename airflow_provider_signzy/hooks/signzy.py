@@ -176,11 +176,19 @@ class SignzyHook(BaseHook):
         json: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        shown_path: str | None = None,
     ) -> requests.Response:
-        """Send with the retry policy; ``url`` is ``url_for(path)`` when the caller has built it already."""
-        shown_path = "/" + path.lstrip("/").split("?", 1)[0]
+        """Send with the retry policy; ``url`` is ``url_for(path)`` when the caller has built it already.
+
+        ``shown_path``: what errors and retry log lines show instead of ``path`` (a template whose
+        placeholders stand for personal data); its query string is dropped either way.
+        """
+        sent_path = "/" + path.lstrip("/").split("?", 1)[0]
+        shown = "/" + shown_path.lstrip("/").split("?", 1)[0] if shown_path is not None else sent_path
         request = {"json": json, "params": params, "headers": headers, "auth": auth}
-        return self._retrying[idempotent](self._attempt, method, shown_path, url or self.url_for(path), request)
+        if shown != sent_path:
+            request["sent_path"] = sent_path
+        return self._retrying[idempotent](self._attempt, method, shown, url or self.url_for(path), request)
 
     @cached_property
     def _retrying(self) -> dict[bool, Retrying]:
@@ -198,8 +206,14 @@ class SignzyHook(BaseHook):
         }
 
     def _attempt(self, method: str, shown_path: str, url: str, request: dict[str, Any]) -> requests.Response:
-        """One HTTP exchange: a 2xx response, or the :class:`SignzyError` that fits the failure."""
+        """One HTTP exchange: a 2xx response, or the :class:`SignzyError` that fits the failure.
+
+        Errors name ``shown_path``; ``request["sent_path"]``, when there, is the path really sent, whose
+        filled-in values are scrubbed from Signzy's message.
+        """
         config = self.config
+        request = dict(request)
+        sent_path = request.pop("sent_path", None)
         pacer = self.pacer
         if pacer is not None:
             pacer.before_call()
@@ -210,7 +224,9 @@ class SignzyHook(BaseHook):
                 exc, method=method, path=shown_path, conn_id=config.conn_id, timeout=config.timeout
             ) from None
         if response.status_code >= 400:
-            error = error_from_response(response, method=method, path=shown_path, conn_id=config.conn_id)
+            error = error_from_response(
+                response, method=method, path=shown_path, conn_id=config.conn_id, sent_path=sent_path
+            )
             if pacer is not None and isinstance(error, SignzyRateLimitError):
                 pacer.on_rate_limited(error.retry_after)
             raise error
@@ -323,18 +339,22 @@ class SignzyHook(BaseHook):
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        shown_path: str | None = None,
     ) -> requests.Response:
         """:meth:`request` without the call ledger, for callers that keep their own (the batch operator).
 
         Thread-safe: threads may call at once (one HTTP session each, one re-login for all on a 401).
         A failure raises the :class:`SignzyError` of the call itself, never :class:`SignzyOutcomeUnknownError`:
         use :func:`~airflow_provider_signzy.ledger.signzy_acted` to tell whether Signzy may have acted.
+        ``shown_path`` is what errors and retry log lines name instead of ``endpoint``: give the template
+        when the endpoint holds personal data (``/identities/{pan}``); values of the endpoint that the
+        template does not have are scrubbed from Signzy's messages too.
         """
         method = method.upper()
         url = self.url_for(endpoint)
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        call = {"json": json, "params": params, "headers": headers}
+        call = {"json": json, "params": params, "headers": headers, "shown_path": shown_path}
         return self._authenticated(method, endpoint, url, token, idempotent=idempotent, call=call)
 
     def _authenticated(

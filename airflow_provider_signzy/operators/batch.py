@@ -12,6 +12,9 @@ from airflow_provider_signzy.callbacks import DEFAULT_LOGIN_TASK_ID, pull_token_
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.exceptions import SignzyError, SignzyOutcomeUnknownError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.privacy.rendered import HiddenBodies
+from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
+from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
 
 if TYPE_CHECKING:
     import requests
@@ -20,12 +23,13 @@ if TYPE_CHECKING:
 ON_ITEM_ERROR = ("continue", "fail")
 
 
-class SignzyBatchOperator(BaseOperator):
+class SignzyBatchOperator(HiddenBodies, BaseOperator):
     """One Signzy call per item, concurrently, with one token; returns one result per item, in order.
 
     :param endpoint: path under the Base URL; ``{patron_id}`` is the token's patron, ``{field}`` the item's
-        ``field``. Templated.
-    :param items: the calls' JSON bodies (a list; templated, or an upstream task's output).
+        ``field``. Templated. Logs and errors show this template, never an item's values.
+    :param items: the calls' JSON bodies (a list; templated, or an upstream task's output, which may be
+        sealed with :func:`~airflow_provider_signzy.privacy.seal`). Airflow stores and shows its shape.
     :param method: HTTP method (default POST: paid, so sent at most once; see the call ledger).
     :param max_concurrency: calls in flight at once.
     :param max_calls_per_second: a client-side rate cap; without one the batch paces itself under the rate
@@ -47,6 +51,7 @@ class SignzyBatchOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("endpoint", "items", "query_params", "headers", "signzy_conn_id")
     template_fields_renderers = {"items": "json", "query_params": "json", "headers": "json"}
+    body_fields: Sequence[str] = ("items", "query_params", "headers")
     ui_color = "#c8e6fa"
 
     def __init__(
@@ -65,9 +70,12 @@ class SignzyBatchOperator(BaseOperator):
         headers: dict[str, str] | None = None,
         response_filter: Callable[[requests.Response], Any] | None = None,
         ledger_window: int | None = None,
+        result_privacy: str = SEALED,
+        clear_fields: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.result_privacy, self.clear_fields = check_privacy(result_privacy, clear_fields)
         if on_item_error not in ON_ITEM_ERROR:
             raise ValueError(f"on_item_error must be one of {ON_ITEM_ERROR}, got {on_item_error!r}")
         if max_concurrency < 1:
@@ -86,14 +94,22 @@ class SignzyBatchOperator(BaseOperator):
         self.response_filter = response_filter
         self.ledger_window = ledger_window
 
+    @without_inner_frames
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        items = self.items
+        items, query_params, headers = (unseal(self.body(name)) for name in ("items", "query_params", "headers"))
         if not isinstance(items, list | tuple):
             raise SignzyError(
                 f"items must be a list of JSON bodies, got {type(items).__name__}", conn_id=self.signzy_conn_id
             )
         record = pull_token_record(context["ti"], self.login_task_id)
         with SignzyHook(self.signzy_conn_id) as hook:
+            sealer = ResultSealer.for_connection(
+                self.signzy_conn_id,
+                hook.config.extra,
+                result_privacy=self.result_privacy,
+                clear_fields=self.clear_fields,
+                task=self.task_id,
+            )
             if record is None:
                 self.log.info("No Signzy token from task %r: logging in for this batch alone", self.login_task_id)
             batch = SignzyBatch(
@@ -104,14 +120,17 @@ class SignzyBatchOperator(BaseOperator):
                 max_concurrency=self.max_concurrency,
                 max_calls_per_second=self.max_calls_per_second,
                 idempotent=self.idempotent,
-                query_params=self.query_params,
-                headers=self.headers,
+                query_params=query_params,
+                headers=headers,
                 response_filter=self.response_filter,
                 window=self.ledger_window,
                 log=self.log,
             )
             results = batch.run(list(items))
         self._judge(results, kept_ledger=batch.ledger is not None, idempotent=batch.idempotent)
+        if sealer.seals:
+            for result in results:
+                result["response"] = sealer.seal(result["response"])
         return results
 
     def _judge(self, results: list[dict[str, Any]], *, kept_ledger: bool, idempotent: bool) -> None:

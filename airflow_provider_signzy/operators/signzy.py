@@ -22,6 +22,9 @@ from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.envelope import answer_value
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.privacy.rendered import HiddenBodies
+from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
+from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
 
 if TYPE_CHECKING:
     import requests
@@ -87,16 +90,17 @@ class SignzyLoginOperator(BaseOperator):
         )
 
 
-class SignzyOperator(BaseOperator):
-    """Make one authenticated Signzy call with the run's token; returns the parsed JSON (to XCom).
+class SignzyOperator(HiddenBodies, BaseOperator):
+    """Make one authenticated Signzy call with the run's token; returns the answer, sealed (to XCom).
 
     :param endpoint: path under the connection's Base URL; ``{patron_id}`` is filled from the token.
         Templated.
     :param method: HTTP method.
-    :param json: JSON body. Templated.
-    :param query_params: query parameters. Templated. (Not ``params``: that name is Airflow's own
-        DAG/task params on every operator.)
-    :param headers: extra HTTP headers. Templated.
+    :param json: JSON body. Templated; may hold sealed values (they are opened before sending). Airflow
+        stores and shows its shape (keys, types, lengths), not its values.
+    :param query_params: query parameters. Templated, shown as their shape. (Not ``params``: that name is
+        Airflow's own DAG/task params on every operator.)
+    :param headers: extra HTTP headers. Templated, shown as their shape.
     :param response_check: ``callable(response) -> bool``; False fails the task.
     :param response_filter: ``callable(response) -> value`` to return instead of the JSON.
     :param login_task_id: the SignzyLoginOperator task whose token to use. When it stored none (no such
@@ -106,6 +110,12 @@ class SignzyOperator(BaseOperator):
     :param call_key: for a non-idempotent call, the name the call ledger knows it by (default: a digest of
         ``json`` and ``query_params``). Give one when the body changes between tries of the same call.
         Templated.
+    :param result_privacy: ``"sealed"`` (default): the answer goes to XCom sealed with the connection's
+        Fernet keys, all but ``clear_fields``; open it with
+        :func:`~airflow_provider_signzy.privacy.unseal`. ``"plain"``: as is, for endpoints whose answers
+        hold no personal data. Without a Fernet key a sealed task fails before it sends anything.
+    :param clear_fields: top-level answer fields kept readable beside the seal (scalars only). Default
+        ``("id", "status")``, so ``ti.xcom_pull(task_ids=...)['id']`` works in templates.
 
     A non-idempotent call goes through the call ledger (Airflow 3.3+): a later try of this task (a retry,
     a worker that died, a clear) replays the answer of a call that succeeded, and fails without sending
@@ -114,6 +124,7 @@ class SignzyOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("endpoint", "json", "query_params", "headers", "signzy_conn_id", "call_key")
     template_fields_renderers = {"json": "json", "query_params": "json", "headers": "json"}
+    body_fields: Sequence[str] = ("json", "query_params", "headers")
     ui_color = "#d4ecfc"
 
     def __init__(
@@ -130,9 +141,12 @@ class SignzyOperator(BaseOperator):
         signzy_conn_id: str = DEFAULT_CONN_ID,
         idempotent: bool | None = None,
         call_key: str | None = None,
+        result_privacy: str = SEALED,
+        clear_fields: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.result_privacy, self.clear_fields = check_privacy(result_privacy, clear_fields)
         self.endpoint = endpoint
         self.method = method.upper()
         self.json = json
@@ -145,9 +159,18 @@ class SignzyOperator(BaseOperator):
         self.idempotent = idempotent
         self.call_key = call_key
 
+    @without_inner_frames
     def execute(self, context: Context) -> Any:
         record = pull_token_record(context["ti"], self.login_task_id)
         with SignzyHook(self.signzy_conn_id) as hook:
+            sealer = ResultSealer.for_connection(
+                self.signzy_conn_id,
+                hook.config.extra,
+                result_privacy=self.result_privacy,
+                clear_fields=self.clear_fields,
+                task=self.task_id,
+            )
+            body, query_params, headers = (unseal(self.body(name)) for name in ("json", "query_params", "headers"))
             if record is None:
                 self.log.info(
                     "No Signzy token from task %r: logging in for this call alone (revoked when it ends)",
@@ -161,9 +184,9 @@ class SignzyOperator(BaseOperator):
                 self.method,
                 endpoint,
                 token=token if record is not None else None,
-                json=self.json,
-                params=self.query_params,
-                headers=self.headers,
+                json=body,
+                params=query_params,
+                headers=headers,
                 idempotent=self.idempotent,
                 call_key=self.call_key,
             )
@@ -179,7 +202,7 @@ class SignzyOperator(BaseOperator):
         value = answer_value(response, self.response_filter)
         if self.response_filter is None and isinstance(value, str) and value == response.text:
             self.log.warning("Signzy answered with a body that is not JSON; returning it as text")
-        return value
+        return sealer.seal(value)
 
 
 class _RunTokenOperator(BaseOperator):

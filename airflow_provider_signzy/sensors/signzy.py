@@ -25,6 +25,9 @@ from airflow_provider_signzy.conditions import all_match, first_match, normalize
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.privacy.rendered import HiddenBodies
+from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
+from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
 from airflow_provider_signzy.retry import is_transient
 from airflow_provider_signzy.triggers.signzy import ERROR, FAILURE, PATRON_PLACEHOLDER, SUCCESS, TIMEOUT, SignzyTrigger
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class SignzySensor(BaseSensorOperator):
+class SignzySensor(HiddenBodies, BaseSensorOperator):
     """Wait until ``GET endpoint`` answers JSON that meets ``success_when`` (and ``response_check``).
 
     :param endpoint: path under the connection's Base URL; ``{patron_id}`` is filled from the token.
@@ -50,11 +53,17 @@ class SignzySensor(BaseSensorOperator):
     :param poke_interval: seconds between polls, whatever the answer. ``timeout``: seconds from the
         first try's start; the deadline is absolute and survives re-deferrals.
 
-    Returns the JSON answer that ended the wait (to XCom).
+    :param result_privacy: ``"sealed"`` (default) or ``"plain"``, as for
+        :class:`~airflow_provider_signzy.operators.signzy.SignzyOperator`; the trigger's event is sealed too.
+    :param clear_fields: answer fields kept readable beside the seal (default ``id``, ``status``).
+
+    Returns the JSON answer that ended the wait (to XCom), sealed unless ``result_privacy="plain"``;
+    ``response_check`` always gets the answer opened.
     """
 
     template_fields: Sequence[str] = ("endpoint", "query_params", "signzy_conn_id")
     template_fields_renderers = {"query_params": "json"}
+    body_fields: Sequence[str] = ("query_params",)
     ui_color = "#d4f0e8"
 
     def __init__(
@@ -68,9 +77,12 @@ class SignzySensor(BaseSensorOperator):
         login_task_id: str = DEFAULT_LOGIN_TASK_ID,
         signzy_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool | None = None,
+        result_privacy: str = SEALED,
+        clear_fields: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.result_privacy, self.clear_fields = check_privacy(result_privacy, clear_fields)
         self.endpoint = endpoint
         self.success_when = normalize(success_when, name="success_when")
         self.failure_when = normalize(failure_when, name="failure_when")
@@ -86,7 +98,9 @@ class SignzySensor(BaseSensorOperator):
 
     # -- deferrable --
 
+    @without_inner_frames
     def execute(self, context: Context) -> Any:
+        self._sealer()  # no Fernet key and not plain: fail now, not after the wait
         if not self.deferrable:
             return super().execute(context)
         self._defer(deadline=time.time() + self.timeout, first_poll_delay=0.0)
@@ -97,21 +111,24 @@ class SignzySensor(BaseSensorOperator):
             deadline=deadline,
             success_when=self.success_when,
             failure_when=self.failure_when,
-            query_params=self.query_params,
+            query_params=unseal(self.body("query_params")),
             poke_interval=self.poke_interval,
             first_poll_delay=first_poll_delay,
             report_every_answer=not self.success_when,
             signzy_conn_id=self.signzy_conn_id,
+            result_privacy=self.result_privacy,
+            clear_fields=self.clear_fields,
         )
         # The Airflow-side timeout (a little later than the trigger's own) covers a triggerer that died.
         remaining = max(0.0, deadline - time.time())
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=remaining + 60))
 
+    @without_inner_frames
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         status = event.get("status")
         if status == SUCCESS:
-            body = event.get("body")
-            if self.response_check is not None and not self.response_check(body):
+            body = event.get("body")  # sealed by the trigger unless result_privacy="plain"
+            if self.response_check is not None and not self.response_check(unseal(body)):
                 self.log.info("response_check said not yet: waiting again (same deadline)")
                 self._defer(deadline=float(event["deadline"]), first_poll_delay=self.poke_interval)
             self.log.info("Signzy %s reached the expected state", self.endpoint)
@@ -125,6 +142,7 @@ class SignzySensor(BaseSensorOperator):
 
     # -- poking (not deferrable) --
 
+    @without_inner_frames
     def poke(self, context: Context) -> bool | PokeReturnValue:
         record = pull_token_record(context["ti"], self.login_task_id)
         with SignzyHook(self.signzy_conn_id) as hook:
@@ -132,7 +150,7 @@ class SignzySensor(BaseSensorOperator):
             patron_id = (token or hook.get_token()).user_id
             endpoint = self.endpoint.replace(PATRON_PLACEHOLDER, patron_id)
             try:
-                response = hook.request("GET", endpoint, token=token, params=self.query_params)
+                response = hook.request("GET", endpoint, token=token, params=unseal(self.body("query_params")))
             except SignzyError as exc:
                 if not is_transient(exc):
                     raise
@@ -149,7 +167,17 @@ class SignzySensor(BaseSensorOperator):
             return False
         if self.response_check is not None and not self.response_check(body):
             return False
-        return PokeReturnValue(is_done=True, xcom_value=body)
+        return PokeReturnValue(is_done=True, xcom_value=self._sealer().seal(body))
+
+    def _sealer(self) -> ResultSealer:
+        with SignzyHook(self.signzy_conn_id) as hook:
+            return ResultSealer.for_connection(
+                self.signzy_conn_id,
+                hook.config.extra,
+                result_privacy=self.result_privacy,
+                clear_fields=self.clear_fields,
+                task=self.task_id,
+            )
 
     def _failure_message(self, path: str, value: Any) -> str:
         return (

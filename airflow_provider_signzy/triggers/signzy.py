@@ -16,6 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_signzy.conditions import all_match, first_match
 from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyError, SignzyPermissionError
+from airflow_provider_signzy.privacy.sealing import DEFAULT_CLEAR_FIELDS, SEALED, ResultSealer
 from airflow_provider_signzy.retry import is_transient
 from airflow_provider_signzy.triggers.shared_login import SharedLogin, shared_login
 
@@ -31,8 +32,10 @@ class SignzyTrigger(BaseTrigger):
     Fires one event, a dict with ``status``:
 
     - ``success``: ``success_when`` holds (or, with ``report_every_answer``, any 2xx answer: the sensor's
-      ``response_check`` then decides on the worker); ``body`` is the JSON answer;
-    - ``failure``: a ``failure_when`` condition holds; ``path`` and ``value`` say which;
+      ``response_check`` then decides on the worker); ``body`` is the JSON answer, sealed unless
+      ``result_privacy`` is ``"plain"`` (the triggerer logs events and Airflow stores them);
+    - ``failure``: a ``failure_when`` condition holds; ``path`` and ``value`` (one of the DAG's own
+      ``failure_when`` values) say which;
     - ``timeout``: the deadline passed; ``error``: a failure no retry cures (``message``).
 
     Every event carries ``deadline``, so a sensor that defers again keeps the same absolute deadline.
@@ -52,6 +55,8 @@ class SignzyTrigger(BaseTrigger):
         first_poll_delay: float = 0.0,
         report_every_answer: bool = False,
         signzy_conn_id: str = "signzy_default",
+        result_privacy: str = SEALED,
+        clear_fields: list[str] | tuple[str, ...] = DEFAULT_CLEAR_FIELDS,
     ) -> None:
         super().__init__()
         self.endpoint = endpoint
@@ -63,6 +68,8 @@ class SignzyTrigger(BaseTrigger):
         self.first_poll_delay = float(first_poll_delay)
         self.report_every_answer = report_every_answer
         self.signzy_conn_id = signzy_conn_id
+        self.result_privacy = result_privacy
+        self.clear_fields = list(clear_fields)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -77,6 +84,8 @@ class SignzyTrigger(BaseTrigger):
                 "first_poll_delay": self.first_poll_delay,
                 "report_every_answer": self.report_every_answer,
                 "signzy_conn_id": self.signzy_conn_id,
+                "result_privacy": self.result_privacy,
+                "clear_fields": self.clear_fields,
             },
         )
 
@@ -117,13 +126,21 @@ class SignzyTrigger(BaseTrigger):
             else:
                 matched = first_match(body, self.failure_when)
                 if matched is not None:
-                    return {"status": FAILURE, "path": matched[0], "value": matched[1], "body": body}
+                    return {"status": FAILURE, "path": matched[0], "value": matched[1]}
                 if self.report_every_answer or all_match(body, self.success_when):
-                    return {"status": SUCCESS, "body": body, "polls": polls}
+                    return {"status": SUCCESS, "body": await self._sealed(login, body), "polls": polls}
                 self.log.info("Signzy poll %d of %s: not yet; next poll in %.1fs", polls, self.endpoint, pause)
             if last or time.time() >= self.deadline:
                 return {"status": TIMEOUT, "message": self._timeout_message(polls)}
             last = await self._sleep(pause)
+
+    async def _sealed(self, login: SharedLogin, body: Any) -> Any:
+        """The answer as the event may carry it: sealed with the connection's keys, unless plain."""
+        config = (await login.client()).config
+        sealer = ResultSealer.for_connection(
+            self.signzy_conn_id, config.extra, result_privacy=self.result_privacy, clear_fields=self.clear_fields
+        )
+        return sealer.seal(body)
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep, but wake at the deadline for one last poll; True when that is what happened."""

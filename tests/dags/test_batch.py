@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from typing import Any
 
@@ -13,6 +14,7 @@ from dagrun import console_text, run_dag, task_states
 from airflow_provider_signzy.emulator import SignzyEmulator
 from airflow_provider_signzy.operators.batch import SignzyBatchOperator
 from airflow_provider_signzy.operators.signzy import SignzyLoginOperator, SignzyLogoutOperator
+from airflow_provider_signzy.privacy import unseal
 
 pytestmark = pytest.mark.dagrun
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -39,9 +41,15 @@ def batch_dag(dag_id: str, items: Any, *, retries: int = 0, **batch_kwargs: Any)
     return dag
 
 
-def results_of(run: Any) -> list[dict[str, Any]]:
+def stored_results(run: Any) -> list[dict[str, Any]]:
+    """The batch's results as XCom holds them (each response sealed)."""
     ti = next(t for t in run.get_task_instances() if t.task_id == "verify")
     return ti.xcom_pull(task_ids="verify")
+
+
+def results_of(run: Any) -> list[dict[str, Any]]:
+    """The batch's results with each response opened, as a downstream task reads them."""
+    return unseal(stored_results(run))
 
 
 def emails_created(emulator: SignzyEmulator) -> Counter[str]:
@@ -52,8 +60,12 @@ def test_results_come_back_in_input_order_with_one_token(dag_env: SignzyEmulator
     items = bodies(40)
     run = run_dag(batch_dag("batch_order", items, max_concurrency=8))
     assert str(run.state) == "success", task_states(run)
+    stored = stored_results(run)
+    assert all(set(r["response"]) == {"id", "status", "signzy_sealed"} for r in stored)
+    assert not any(i["email"] in json.dumps(stored) for i in items)  # customers' e-mails are sealed
     results = results_of(run)
     assert [r["index"] for r in results] == list(range(40))
+    assert [r["response"]["id"] for r in results] == [r["response"]["id"] for r in stored]
     assert [r["response"]["email"] for r in results] == [i["email"] for i in items]
     assert {r["outcome"] for r in results} == {"succeeded"}
     state = dag_env.state.snapshot()

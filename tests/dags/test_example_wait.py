@@ -25,7 +25,11 @@ def test_waits_until_verified_then_reads_the_result(dag_env: SignzyEmulator, mon
     run = run_dag(example_dag(monkeypatch))
     assert str(run.state) == "success", task_states(run)
     result = next(ti for ti in run.get_task_instances() if ti.task_id == "read_result")
-    assert result.xcom_pull(task_ids="read_result")["status"] == "verified"
+    assert result.xcom_pull(task_ids="read_result")["status"] == "verified"  # readable beside the seal
+    outcome = next(ti for ti in run.get_task_instances() if ti.task_id == "record_outcome")
+    [identity] = dag_env.state.identities.values()
+    recorded = outcome.xcom_pull(task_ids="record_outcome")
+    assert (recorded["id"], recorded["status"]) == (identity["id"], "verified")  # opened downstream
     state = dag_env.state.snapshot()
     assert state["identities_created"] == 1
     assert state["logins"] == 2  # the run's token, and the triggerer's shared one
@@ -38,5 +42,6 @@ def test_a_rejected_identity_fails_the_wait_and_still_revokes(dag_env: SignzyEmu
     states = task_states(run)
     assert states["wait_until_verified"] == "failed"
     assert states["read_result"] == "upstream_failed"
+    assert states["record_outcome"] == "upstream_failed"
     assert states["signzy_logout"] == "success"
     assert dag_env.state.snapshot()["live_tokens"] == 0

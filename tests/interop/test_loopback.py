@@ -26,6 +26,8 @@ from airflow_provider_signzy.hooks.signzy import SignzyHook
 
 SERVER_JS = Path(__file__).resolve().parents[1] / "loopback" / "server.js"
 KEY, BOB_KEY = "demo-api-key-0123456789", "bob-key-1234567"
+#: A synthetic personal value (a document URL with a made-up PAN in it) that LoopBack echoes in its error.
+IMAGE = "https://cdn.example/ABCDE1234F/front.jpg"
 
 if shutil.which("node") is None or not (SERVER_JS.parent / "node_modules" / "loopback").is_dir():
     # `make test` installs LoopBack here (npm ci). CI sets SIGNZY_REQUIRE_LOOPBACK: there it fails, never skips.
@@ -122,6 +124,17 @@ def test_validation_error_alike(server: Server, make_conn: Callable[..., str]) -
     assert "`type` can't be blank" in (raised.value.signzy_message or "")
 
 
+def test_echoed_values_are_scrubbed_alike(server: Server, make_conn: Callable[..., str]) -> None:
+    make_conn(url=server.url)
+    with SignzyHook() as hook, pytest.raises(SignzyClientError) as raised:
+        hook.request("POST", identities(server), json={"type": "individualPan", "images": IMAGE})
+    assert raised.value.status == 400
+    for shown in (str(raised.value), raised.value.signzy_message or ""):
+        assert "could not create List from JSON string" in shown
+        assert "ABCDE1234F" not in shown
+        assert "cdn.example" not in shown
+
+
 def test_expired_token_logs_in_again_alike(server: Server, make_conn: Callable[..., str]) -> None:
     make_conn(url=server.url)
     with SignzyHook() as hook:
@@ -146,6 +159,13 @@ def test_emulator_answers_as_loopback_does(loopback: Server, emulator_server: Se
             session.get(server.url + identities(server), headers={"Authorization": f"Bearer {token}"}, timeout=10),
             session.get(server.url + identities(server, "bob"), headers=auth, timeout=10),
             session.post(server.url + identities(server), json={}, headers=auth, timeout=10),
+            # Values that are not lists: LoopBack's 400 echoes them (the hook scrubs them, see below).
+            session.post(
+                server.url + identities(server), json={"type": "x", "images": IMAGE}, headers=auth, timeout=10
+            ),
+            session.post(
+                server.url + identities(server), json={"type": "x", "images": {"n": 1}}, headers=auth, timeout=10
+            ),
             session.post(f"{server.url}/api/v2/patrons/logout", headers=auth, timeout=10),
             session.post(f"{server.url}/api/v2/patrons/logout", headers=auth, timeout=10),
         ]

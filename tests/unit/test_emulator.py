@@ -139,6 +139,53 @@ def test_identities_are_owner_only_and_validated() -> None:
             assert invalid.json()["error"]["name"] == "ValidationError"
 
 
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (
+            "https://cdn.example/ABCDE1234F/front.jpg",
+            'could not create List from JSON string: "https://cdn.example/ABCDE1234F/front.jpg"',
+        ),
+        ('Asha "Verma"', 'could not create List from JSON string: "Asha \\"Verma\\""'),
+        ({"name": "Asha Verma"}, 'Items must be an array: {"name":"Asha Verma"}'),
+        (5, "Items must be an array: 5"),
+        ("5", "Items must be an array: 5"),
+    ],
+)
+def test_images_that_are_not_a_list_are_refused_echoing_the_value(
+    emulator: SignzyEmulator, images: object, message: str
+) -> None:
+    """As LoopBack 3 answers (checked in tests/interop): a 400 raised while the model is built."""
+    token = login(emulator).json()["id"]
+    answer = requests.post(
+        identities(emulator), json={"type": "individualPan", "images": images}, headers={"Authorization": token}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {"statusCode": 400, "name": "Error", "message": message}
+    assert emulator.state.snapshot()["identities_created"] == 0
+
+
+def test_identities_keep_the_customers_personal_fields(emulator: SignzyEmulator) -> None:
+    token = login(emulator).json()["id"]
+    person = {
+        "name": "Asha Verma",
+        "pan": "ABCDE1234F",
+        "dob": "1990-01-31",
+        "address": {"line1": "12 Example Road", "city": "Pune", "pin": "411001"},
+        "phone": "+91 98765 43210",
+        "aadhaar": "1234 5678 9012",
+    }
+    body = {"type": "individualPan", "email": "asha.verma@example.com", "images": '["https://cdn.example/a.jpg"]'}
+    created = requests.post(identities(emulator), json={**body, **person}, headers={"Authorization": token}).json()
+    assert {k: created[k] for k in person} == person
+    assert created["email"] == "asha.verma@example.com"
+    assert created["images"] == ["https://cdn.example/a.jpg"]  # a JSON string of a list is a list
+    listed = requests.get(identities(emulator), headers={"Authorization": token}).json()
+    assert listed[0]["pan"] == "ABCDE1234F"
+    bare = requests.post(identities(emulator), json={"type": "individualPan"}, headers={"Authorization": token})
+    assert not set(person) & set(bare.json())
+
+
 def test_unknown_route_is_404_envelope(emulator: SignzyEmulator) -> None:
     answer = requests.get(emulator.url + "/api/v2/nothing", timeout=5)
     assert answer.status_code == 404
