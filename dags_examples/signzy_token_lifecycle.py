@@ -39,6 +39,10 @@ with DAG(
         endpoint="/api/v2/patrons/{patron_id}/identities",
         json={
             "type": "individualPan",
+            # Synthetic customer data, rendered per run (a real DAG takes it from its source): Airflow shows
+            # this body's shape on the Rendered Template tab, and the answer is sealed in XCom.
+            "name": "Customer {{ ds_nodash }}",
+            "pan": "ABCDE{{ ds_nodash[-4:] }}F",
             "email": "customer-{{ ds_nodash }}@example.com",
             "callbackUrl": "https://example.com/signzy/callback",
             "images": [],

@@ -161,12 +161,13 @@ def seal(
     return ResultSealer(cipher, conn_id=signzy_conn_id, clear_fields=fields).seal(value)
 
 
-def unseal(value: Any, *, signzy_conn_id: str | None = None) -> Any:
+def unseal(value: Any, *, signzy_conn_id: str | None = None, cipher: TokenCipher | None = None) -> Any:
     """``value`` with every sealed value inside it opened (anything else is returned as it is).
 
     Each sealed value names the connection whose keys sealed it; ``signzy_conn_id`` overrides that (a
-    connection with the same keys under another name). Raises :class:`SignzyConfigError` when the keys
-    here cannot open it.
+    connection with the same keys under another name). ``cipher``: open with these keys instead of looking
+    the connection up (the triggerer's event loop must not). Raises :class:`SignzyConfigError` when the
+    keys here cannot open it.
     """
     if not has_sealed(value):
         return value  # the common plain case: no copy
@@ -182,7 +183,7 @@ def unseal(value: Any, *, signzy_conn_id: str | None = None) -> Any:
                 conn_id=conn_id,
             )
         if conn_id not in ciphers:
-            ciphers[conn_id] = cipher_for(conn_id)
+            ciphers[conn_id] = cipher or cipher_for(conn_id)
         what = f"a value sealed for connection {conn_id!r}"
         raw = ciphers[conn_id].unseal(str(inner["data"]), source="XCom", what=what)
         return json.loads(zlib.decompress(raw))

@@ -111,7 +111,8 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
             deadline=deadline,
             success_when=self.success_when,
             failure_when=self.failure_when,
-            query_params=unseal(self.body("query_params")),
+            # Sealed: Airflow 3.3 stores a deferring task's trigger kwargs in the clear (the trigger row).
+            query_params=self._sealer().seal(unseal(self.body("query_params"))),
             poke_interval=self.poke_interval,
             first_poll_delay=first_poll_delay,
             report_every_answer=not self.success_when,

@@ -16,8 +16,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_signzy.conditions import all_match, first_match
 from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyError, SignzyPermissionError
-from airflow_provider_signzy.privacy.sealing import DEFAULT_CLEAR_FIELDS, SEALED, ResultSealer
+from airflow_provider_signzy.privacy.sealing import DEFAULT_CLEAR_FIELDS, SEALED, ResultSealer, has_sealed, unseal
 from airflow_provider_signzy.retry import is_transient
+from airflow_provider_signzy.token import TokenCipher
 from airflow_provider_signzy.triggers.shared_login import SharedLogin, shared_login
 
 PATRON_PLACEHOLDER = "{patron_id}"
@@ -134,6 +135,13 @@ class SignzyTrigger(BaseTrigger):
                 return {"status": TIMEOUT, "message": self._timeout_message(polls)}
             last = await self._sleep(pause)
 
+    async def _params(self, login: SharedLogin) -> Any:
+        """The query parameters, opened (the sensor seals them: trigger kwargs are stored in the clear)."""
+        if not has_sealed(self.query_params):
+            return self.query_params
+        config = (await login.client()).config
+        return unseal(self.query_params, cipher=TokenCipher.for_connection(config.extra, self.signzy_conn_id))
+
     async def _sealed(self, login: SharedLogin, body: Any) -> Any:
         """The answer as the event may carry it: sealed with the connection's keys, unless plain."""
         config = (await login.client()).config
@@ -157,14 +165,14 @@ class SignzyTrigger(BaseTrigger):
         token = await login.token()
         try:
             response = await client.send(
-                "GET", self._path(token.user_id), idempotent=True, token=token, params=self.query_params
+                "GET", self._path(token.user_id), idempotent=True, token=token, params=await self._params(login)
             )
         except SignzyAuthError as first:
             self.log.warning("Signzy answered 401 %s to GET %s: logging in again once", first.code or "", first.path)
             token = await login.token(stale=token)
             try:
                 response = await client.send(
-                    "GET", self._path(token.user_id), idempotent=True, token=token, params=self.query_params
+                    "GET", self._path(token.user_id), idempotent=True, token=token, params=await self._params(login)
                 )
             except SignzyAuthError as second:
                 raise second.restated(

@@ -106,6 +106,7 @@ def privacy_dag() -> Any:
         wait = SignzySensor(
             task_id="wait",
             endpoint=f"{IDENTITIES}/{literal_id}",
+            query_params={"ref": "{{ dag_run.conf['templated']['pan'] }}"},  # into the trigger's kwargs too
             success_when={"status": "verified"},
             poke_interval=0.2,
             timeout=60,
