@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PARTS = ["dag_round_trips.py", "per_call.py", "import_cost.py", "recovery.py", "ledger_cost.py", "batch.py"]
+PARTS = [
+    "dag_round_trips.py",
+    "per_call.py",
+    "import_cost.py",
+    "recovery.py",
+    "ledger_cost.py",
+    "batch.py",
+    "sealing_cost.py",
+]
 
 
 def machine() -> str:

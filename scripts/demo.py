@@ -3,8 +3,11 @@
 Starts the emulator on a free port, prepares a throw-away AIRFLOW_HOME (SQLite), runs with `airflow dags
 test` the lifecycle DAG, the DAG that fails on purpose, the deferrable wait, the TaskFlow DAG (retries=2)
 with the answer to its second paid POST lost (it must fail at once without sending it again), and the
-batch DAG (25 customers in one task), and prints what each showed. Exit code 0 when all behaved as they
-should and no token was left alive.
+batch DAG (25 customers in one task), and prints what each showed. After each DAG, it asks the emulator
+for the identities it holds (the DAG's customers: synthetic) and looks for their personal data in the
+clear in the metadata DB (all but what the DAG's author wrote), the task logs and the DAG's console output
+(``scripts/demo_pii_scan.py``). Exit code 0 when all behaved as they should, no token was left alive and
+no personal data was found in the clear.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -29,6 +33,8 @@ PATRON, API_KEY = "demo", "demo-api-key-0123456789"
 WAIT_DAG = "signzy_wait_for_verification"
 PAID_DAG = "signzy_taskflow"  # retries=2; here the answer to its second paid POST is lost
 PAID_POSTS = "POST /api/v2/patrons/{userId}/identities"
+#: An identity's fields that hold a customer's personal data (and each entry of its ``images``).
+PERSONAL_FIELDS = ("email", "name", "pan", "dob", "address", "phone", "aadhaar", "images")
 
 
 @dataclass
@@ -46,6 +52,9 @@ class DagOutcome:
     expected_posts: int | None = None
     said_charged: bool = False
     must_say_charged: bool = False
+    #: Personal values looked for, and where they were found in the clear (None: the scan failed).
+    pii_values: int = 0
+    pii: list[dict[str, str]] | None = field(default_factory=list)
 
     @property
     def as_expected(self) -> bool:
@@ -85,6 +94,68 @@ def airflow_env(emulator_url: str) -> dict[str, str]:
     }
 
 
+def personal_values(identities: list[dict[str, Any]]) -> list[str]:
+    """The personal data of the identities the emulator holds: every string (or number) in their personal fields."""
+    values: set[str] = set()
+
+    def collect(item: Any) -> None:
+        if isinstance(item, dict):
+            for value in item.values():
+                collect(value)
+        elif isinstance(item, list | tuple):
+            for value in item:
+                collect(value)
+        elif isinstance(item, str | int | float) and not isinstance(item, bool) and str(item).strip():
+            values.add(str(item))
+
+    for identity in identities:
+        for name in PERSONAL_FIELDS:
+            collect(identity.get(name))
+    return sorted(values)
+
+
+def scan_for_pii(dag_id: str, values: list[str], env: dict[str, str]) -> list[dict[str, str]] | None:
+    """Where ``values`` are in the clear (DB, logs, the DAG's console output); None when the scan failed."""
+    if not values:
+        return []
+    request = {
+        "values": values,
+        "console_file": str(WORK / f"{dag_id}.log"),
+        "log_root": str(WORK / "airflow-home" / "logs"),
+    }
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo_pii_scan.py")],
+        input=json.dumps(request),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        (WORK / f"{dag_id}.pii.log").write_text(result.stdout + result.stderr)
+        return None
+    findings: list[dict[str, str]] = json.loads(result.stdout.strip().splitlines()[-1])
+    (WORK / f"{dag_id}.pii.json").write_text(json.dumps(findings, indent=2) + "\n")
+    return findings
+
+
+def pii_line(o: DagOutcome) -> str:
+    """``personal data in the clear: N (goal 0)``, with where (and which values) when N > 0."""
+    if o.pii is None:
+        return f"BAD {o.dag_id}: personal data in the clear: scan failed (see .demo/{o.dag_id}.pii.log)"
+    line = f"{'OK ' if not o.pii else 'BAD'} {o.dag_id}: personal data in the clear: {len(o.pii)} (goal 0)"
+    if not o.pii:
+        return f"{line}; looked for {o.pii_values} values"
+    by_place: dict[str, list[str]] = {}
+    for finding in o.pii:
+        by_place.setdefault(finding["where"], []).append(finding["value"])
+    places = []
+    for where, found in by_place.items():
+        shown = ", ".join(repr(v) for v in found[:2]) + (f" +{len(found) - 2} more" if len(found) > 2 else "")
+        places.append(f"{where.replace(str(WORK) + os.sep, '.demo/')} ({shown})")
+    return f"{line} in: " + "; ".join(places) + f" (all: .demo/{o.dag_id}.pii.json)"
+
+
 def run_dag(
     dag_id: str,
     expected: str,
@@ -111,6 +182,8 @@ def run_dag(
         )
     seconds = time.monotonic() - started
     state = emulator.state()
+    values = personal_values(emulator.identities())
+    pii = scan_for_pii(dag_id, values, env)
     requests = state["requests"]
     auth_calls = sum(n for route, n in requests.items() if route.endswith(("/login", "/logout")))
     return DagOutcome(
@@ -127,14 +200,23 @@ def run_dag(
         expected_posts=expected_posts,
         must_say_charged=dag_id == PAID_DAG,
         said_charged="may have been charged" in (WORK / f"{dag_id}.log").read_text(errors="replace"),
+        pii_values=len(values),
+        pii=pii,
     )
 
 
 def report(outcomes: list[DagOutcome]) -> None:
     print()
-    print(f"{'DAG':<28} {'state':<8} {'logins':>6} {'calls':>5} {'revoked':>7} {'live tokens':>11} {'time':>6}")
+    print(
+        f"{'DAG':<28} {'state':<8} {'logins':>6} {'calls':>5} {'revoked':>7} {'live tokens':>11} {'time':>6} "
+        f"{'PII in clear':>12}"
+    )
     for o in outcomes:
-        print(f"{o.dag_id:<28} {o.state:<8} {o.logins:>6} {o.calls:>5} {o.revoked:>7} {o.live:>11} {o.seconds:>5.0f}s")
+        pii = "scan failed" if o.pii is None else str(len(o.pii))
+        print(
+            f"{o.dag_id:<28} {o.state:<8} {o.logins:>6} {o.calls:>5} {o.revoked:>7} {o.live:>11} {o.seconds:>5.0f}s "
+            f"{pii:>12}"
+        )
     print()
     lifecycle, failing, waiting, paid, batch = outcomes
     print(
@@ -159,6 +241,9 @@ def report(outcomes: list[DagOutcome]) -> None:
         f"{'OK ' if batch.as_expected else 'BAD'} {batch.dag_id}: {batch.paid_posts} customers verified in one "
         f"task on {batch.logins} login, {batch.live} live tokens left."
     )
+    print()
+    for o in outcomes:
+        print(pii_line(o))
 
 
 def main() -> int:
@@ -184,7 +269,7 @@ def main() -> int:
             run_dag("signzy_batch_verification", "success", env, emulator, expected_posts=25),
         ]
     report(outcomes)
-    return 0 if all(o.as_expected for o in outcomes) else 1
+    return 0 if all(o.as_expected and o.pii == [] for o in outcomes) else 1
 
 
 if __name__ == "__main__":
