@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_signzy.connection_form import (
+    CONN_FIELDS,
     CONN_TYPE,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
@@ -64,6 +66,7 @@ class SignzyConnectionConfig:
     def from_connection(cls, conn: Any) -> SignzyConnectionConfig:
         conn_id = str(conn.conn_id)
         extra = _extra_dict(conn, conn_id)
+        _check_extra_names(extra, conn_id)
         reader = _ExtraReader(conn_id, extra)
         username = (conn.login or "").strip()
         if not username:
@@ -105,6 +108,21 @@ def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
     # Forms of older Airflow versions stored extras as ``extra__signzy__<name>``.
     prefix = f"extra__{CONN_TYPE}__"
     return {key.removeprefix(prefix): value for key, value in extra.items()}
+
+
+def _check_extra_names(extra: Mapping[str, Any], conn_id: str) -> None:
+    """A misspelled extra (``tokenttl``) fails by name with the one it resembles; other unknown ones are
+    left alone (a shared connection may carry extras of other tools)."""
+    for name in extra:
+        if name in CONN_FIELDS:
+            continue
+        near = difflib.get_close_matches(name, list(CONN_FIELDS), n=1, cutoff=0.75)
+        if near:
+            raise SignzyConfigError(
+                f"Connection {conn_id!r}: unknown extra {name!r}; did you mean {near[0]!r}? "
+                f"(known extras: {', '.join(sorted(CONN_FIELDS))})",
+                conn_id=conn_id,
+            )
 
 
 def _base_url(conn: Any, conn_id: str, *, allow_insecure_http: bool) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -179,17 +179,41 @@ def error_from_exception(
         what = "the answer was cut off"
     else:
         what, transient = f"the request failed ({type(exc).__name__})", False
+    request = getattr(exc, "request", None)
     return connection_error(
-        what, reached_server=reached_server, transient=transient, method=method, path=path, conn_id=conn_id
+        what,
+        reached_server=reached_server,
+        transient=transient,
+        method=method,
+        path=path,
+        conn_id=conn_id,
+        host=host_of(getattr(request, "url", None)),
     )
 
 
+def host_of(url: object) -> str | None:
+    """``host[:port]`` of a request URL: what a network error names (never the path or query, which may
+    hold a token or a customer's data)."""
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    return parts.hostname and (f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname)
+
+
 def connection_error(
-    what: str, *, reached_server: bool, transient: bool, method: str, path: str, conn_id: str | None
+    what: str,
+    *,
+    reached_server: bool,
+    transient: bool,
+    method: str,
+    path: str,
+    conn_id: str | None,
+    host: str | None = None,
 ) -> SignzyConnectionError:
     """The :class:`SignzyConnectionError` of a network failure described by ``what`` (any HTTP client's)."""
+    at = f" (host {host})" if host else ""
     error = SignzyConnectionError(
-        f"Signzy {method} {path} failed: {what}{_where(conn_id)}",
+        f"Signzy {method} {path} failed: {what}{at}{_where(conn_id)}",
         reached_server=reached_server,
         method=method,
         path=path,

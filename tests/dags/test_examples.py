@@ -100,3 +100,4 @@ def test_failure_example_fails_and_leaves_no_live_token(example_bag, dag_env: Si
     # plainly instead of crashing (on a deployment the DAG processor runs it with XCom access).
     assert "Executing on_failure dag callback: revoke_signzy_token_of_signzy_login" in output
     assert "Cannot read the Signzy token from XCom of task 'signzy_login' here" in output
+    assert "SUPERVISOR_COMMS" not in output  # one calm line, not Airflow's internal ImportError
