@@ -103,13 +103,7 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
             )
         record = pull_token_record(context["ti"], self.login_task_id)
         with SignzyHook(self.signzy_conn_id) as hook:
-            sealer = ResultSealer.for_connection(
-                self.signzy_conn_id,
-                hook.config.extra,
-                result_privacy=self.result_privacy,
-                clear_fields=self.clear_fields,
-                task=self.task_id,
-            )
+            sealer = ResultSealer.for_task(self, hook.config.extra)
             if record is None:
                 self.log.info("No Signzy token from task %r: logging in for this batch alone", self.login_task_id)
             batch = SignzyBatch(

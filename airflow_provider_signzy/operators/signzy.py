@@ -163,13 +163,7 @@ class SignzyOperator(HiddenBodies, BaseOperator):
     def execute(self, context: Context) -> Any:
         record = pull_token_record(context["ti"], self.login_task_id)
         with SignzyHook(self.signzy_conn_id) as hook:
-            sealer = ResultSealer.for_connection(
-                self.signzy_conn_id,
-                hook.config.extra,
-                result_privacy=self.result_privacy,
-                clear_fields=self.clear_fields,
-                task=self.task_id,
-            )
+            sealer = ResultSealer.for_task(self, hook.config.extra)
             body, query_params, headers = (unseal(self.body(name)) for name in ("json", "query_params", "headers"))
             if record is None:
                 self.log.info(

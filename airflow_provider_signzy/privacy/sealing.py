@@ -108,6 +108,17 @@ class ResultSealer:
             )
         return cls(cipher, conn_id=conn_id, result_privacy=SEALED, clear_fields=clear_fields)
 
+    @classmethod
+    def for_task(cls, task: Any, extra: Mapping[str, Any]) -> ResultSealer:
+        """The sealer of an operator or sensor with ``signzy_conn_id``, ``result_privacy`` and ``clear_fields``."""
+        return cls.for_connection(
+            task.signzy_conn_id,
+            extra,
+            result_privacy=task.result_privacy,
+            clear_fields=task.clear_fields,
+            task=task.task_id,
+        )
+
     @property
     def seals(self) -> bool:
         return self.result_privacy == SEALED

@@ -172,13 +172,7 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
 
     def _sealer(self) -> ResultSealer:
         with SignzyHook(self.signzy_conn_id) as hook:
-            return ResultSealer.for_connection(
-                self.signzy_conn_id,
-                hook.config.extra,
-                result_privacy=self.result_privacy,
-                clear_fields=self.clear_fields,
-                task=self.task_id,
-            )
+            return ResultSealer.for_task(self, hook.config.extra)
 
     def _failure_message(self, path: str, value: Any) -> str:
         return (
