@@ -36,6 +36,8 @@ from airflow_provider_signzy.emulator import SignzyEmulator  # noqa: E402
 from airflow_provider_signzy.emulator.pytest_plugin import connection_json  # noqa: E402
 
 DEMO_KEY = "demo-api-key-0123456789"
+#: The package's fixtures (signzy_emulator, signzy_connection_env), opted in as a user's conftest would.
+pytest_plugins = ["airflow_provider_signzy.emulator.pytest_plugin"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

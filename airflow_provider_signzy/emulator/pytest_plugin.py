@@ -1,4 +1,8 @@
-"""Pytest fixtures (registered through the ``pytest11`` entry point) for DAG tests against a local Signzy.
+"""Pytest fixtures for DAG tests against a local Signzy; opt in from your ``conftest.py``::
+
+    pytest_plugins = ["airflow_provider_signzy.emulator.pytest_plugin"]
+
+(Not registered for every pytest run of every environment the provider is installed in.)
 
 ``signzy_emulator`` starts one emulator per test on a free 127.0.0.1 port, with the default patron
 ``demo`` / ``demo-api-key-0123456789``; ``signzy_connection_env`` also points ``signzy_default`` at it.
