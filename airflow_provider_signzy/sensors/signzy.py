@@ -1,7 +1,8 @@
 """SignzySensor: wait until a Signzy resource reaches a state, deferred to the triggerer or poking.
 
 Deferrable (the default when ``[operators] default_deferrable`` is on): no worker slot is held while
-waiting; the triggerer polls with its shared login (one per connection, however many sensors wait).
+waiting; the triggerer polls with its shared login (one per connection, however many sensors wait), and,
+without a ``response_check``, ends the task there too (success with the sealed answer as XCom).
 Not deferrable: each poke is one GET with the run's token from the login task's XCom.
 """
 
@@ -29,7 +30,19 @@ from airflow_provider_signzy.privacy.rendered import HiddenBodies
 from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
 from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
 from airflow_provider_signzy.retry import is_transient
-from airflow_provider_signzy.triggers.signzy import ERROR, FAILURE, PATRON_PLACEHOLDER, SUCCESS, TIMEOUT, SignzyTrigger
+from airflow_provider_signzy.triggers.signzy import (
+    ERROR,
+    FAILURE,
+    PATRON_PLACEHOLDER,
+    SUCCESS,
+    TIMEOUT,
+    SignzyTrigger,
+    current_values,
+    failure_message,
+)
+
+#: Polls in a row that may fail (each after the retry policy's attempts) before a deferred wait gives up.
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -52,6 +65,14 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
     :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
     :param poke_interval: seconds between polls, whatever the answer. ``timeout``: seconds from the
         first try's start; the deadline is absolute and survives re-deferrals.
+
+    :param end_from_trigger: deferrable only. ``None`` (default): the triggerer ends the task itself when
+        there is no ``response_check`` and no listener plugin is installed (Airflow does not call listeners
+        for tasks that end in the triggerer); ``True``: always (not with ``response_check``; Airflow refuses
+        the DAG when listeners are installed); ``False``: every wait is handed back to a worker, as before.
+    :param max_consecutive_failures: deferrable only: polls in a row that may fail, each after the
+        connection's retry policy, before the wait fails with the last error (default 10; ``None``: poll a
+        failing Signzy until the timeout). Rate-limit answers do not count: a busy Signzy is not down.
 
     :param result_privacy: ``"sealed"`` (default) or ``"plain"``, as for
         :class:`~airflow_provider_signzy.operators.signzy.SignzyOperator`; the trigger's event is sealed too.
@@ -79,6 +100,8 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
         deferrable: bool | None = None,
         result_privacy: str = SEALED,
         clear_fields: Sequence[str] | None = None,
+        end_from_trigger: bool | None = None,
+        max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,6 +118,20 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = deferrable
+        if end_from_trigger and response_check is not None:
+            raise ValueError(
+                f"SignzySensor {self.task_id!r}: end_from_trigger=True cannot run a response_check (it runs on a "
+                "worker); leave end_from_trigger unset"
+            )
+        # Airflow's DAG processor reads this attribute: True with listener plugins installed is refused.
+        self.end_from_trigger = end_from_trigger
+        if max_consecutive_failures is not None and (
+            isinstance(max_consecutive_failures, bool) or int(max_consecutive_failures) < 1
+        ):
+            raise ValueError(
+                f"max_consecutive_failures must be a positive number or None, got {max_consecutive_failures!r}"
+            )
+        self.max_consecutive_failures = max_consecutive_failures
 
     # -- deferrable --
 
@@ -103,9 +140,20 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
         self._sealer()  # no Fernet key and not plain: fail now, not after the wait
         if not self.deferrable:
             return super().execute(context)
-        self._defer(deadline=time.time() + self.timeout, first_poll_delay=0.0)
+        self._defer(deadline=time.time() + self.timeout, first_poll_delay=0.0, context=context)
 
-    def _defer(self, *, deadline: float, first_poll_delay: float) -> None:
+    def _ends_in_triggerer(self) -> bool:
+        if self.response_check is not None or self.end_from_trigger is False:
+            return False
+        if self.end_from_trigger is None and listeners_registered():
+            self.log.info("Listener plugins are installed: the wait is handed back to a worker to end there")
+            return False
+        return True
+
+    def _defer(self, *, deadline: float, first_poll_delay: float, context: Context | None = None) -> None:
+        ti = context["ti"] if context is not None else None
+        try_number = getattr(ti, "try_number", None) or 1
+        max_tries = getattr(ti, "max_tries", None) or self.retries or 0
         trigger = SignzyTrigger(
             endpoint=self.endpoint,
             deadline=deadline,
@@ -119,6 +167,10 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
             signzy_conn_id=self.signzy_conn_id,
             result_privacy=self.result_privacy,
             clear_fields=self.clear_fields,
+            end_from_trigger=self._ends_in_triggerer(),
+            soft_fail=bool(self.soft_fail or getattr(self, "never_fail", False)),
+            task_may_retry=bool(self.retries) and try_number <= max_tries,
+            max_consecutive_failures=self.max_consecutive_failures,
         )
         # The Airflow-side timeout (a little later than the trigger's own) covers a triggerer that died.
         remaining = max(0.0, deadline - time.time())
@@ -131,7 +183,7 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
             body = event.get("body")  # sealed by the trigger unless result_privacy="plain"
             if self.response_check is not None and not self.response_check(unseal(body)):
                 self.log.info("response_check said not yet: waiting again (same deadline)")
-                self._defer(deadline=float(event["deadline"]), first_poll_delay=self.poke_interval)
+                self._defer(deadline=float(event["deadline"]), first_poll_delay=self.poke_interval, context=context)
             self.log.info("Signzy %s reached the expected state", self.endpoint)
             return body
         if status == FAILURE:
@@ -165,6 +217,7 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
         if matched is not None:
             raise AirflowFailException(self._failure_message(*matched))
         if self.success_when and not all_match(body, self.success_when):
+            self.log.info("Signzy %s: not yet (%s)", endpoint, current_values(body, self.success_when))
             return False
         if self.response_check is not None and not self.response_check(body):
             return False
@@ -175,6 +228,16 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
             return ResultSealer.for_task(self, hook.config.extra)
 
     def _failure_message(self, path: str, value: Any) -> str:
-        return (
-            f"Signzy {self.endpoint}: {path} is {value!r}, a failure_when state ({path}: {self.failure_when[path]!r})"
-        )
+        return failure_message(self.endpoint, path, value, self.failure_when[path])
+
+
+def listeners_registered() -> bool:
+    """True when a listener plugin is installed: Airflow calls no listener for a task ended by its trigger."""
+    try:
+        from airflow.sdk.listener import get_listener_manager
+
+        return bool(get_listener_manager().has_listeners)
+    except ImportError:  # before 3.2
+        from airflow.listeners.listener import get_listener_manager as manager_before_3_2
+
+        return bool(manager_before_3_2().has_listeners)

@@ -7,6 +7,10 @@ when the last user leaves, whether it succeeded, failed, timed out or was cancel
 
 Logins are kept per event loop: the triggerer runs one loop, ``dag.test()`` one per trigger run, and an
 ``httpx`` client or ``asyncio.Lock`` cannot cross loops.
+
+A token that could not be revoked because Signzy did not answer (it is down) is kept in this process's
+memory, and revoked by the next login of the same connection here, once Signzy answers again; else it
+dies at its TTL (the connection's ``token_ttl``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from typing import Any
 
 from airflow_provider_signzy.connection import SignzyConnectionConfig
 from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
+from airflow_provider_signzy.retry import is_transient
 from airflow_provider_signzy.token import SignzyToken
 from airflow_provider_signzy.triggers.client import AsyncSignzyClient
 
 _LOGINS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SharedLogin]] = weakref.WeakKeyDictionary()
+#: Tokens whose revocation failed because Signzy did not answer, per connection (memory only).
+_UNREVOKED: dict[str, list[SignzyToken]] = {}
 
 
 async def _mask(secret: str) -> None:
@@ -101,13 +108,27 @@ class SharedLogin:
         )
         if current is not None:
             await self._revoke(client, current)  # replaced: a 401 does not prove it dead (it may be a denial)
+        for orphan in _UNREVOKED.pop(self.conn_id, []):  # Signzy answers again: revoke what it could not
+            if not orphan.needs_refresh():
+                await self._revoke(client, orphan)
         return fresh
 
     async def _revoke(self, client: AsyncSignzyClient, token: SignzyToken) -> None:
         try:
             revoked = await client.logout(token)
         except SignzyError as exc:
-            self.log.warning("Could not revoke a shared Signzy token of connection %r: %s", self.conn_id, exc)
+            later = is_transient(exc)
+            if later:
+                _UNREVOKED.setdefault(self.conn_id, []).append(token)
+            self.log.warning(
+                "Could not revoke a shared Signzy token of connection %r: %s%s",
+                self.conn_id,
+                exc,
+                "; the next login of this connection in this process revokes it, else it expires at "
+                + token.expires_at.isoformat(timespec="seconds")
+                if later
+                else "",
+            )
             return
         self.log.info(
             "%s the shared Signzy token of connection %r",
