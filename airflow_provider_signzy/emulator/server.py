@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_signzy.emulator.faults import FaultPlan, fault_kind
+from airflow_provider_signzy.emulator.loopback_filter import FilterError, ListFilter
 from airflow_provider_signzy.emulator.rate_limit import RateLimit, retry_after_header
 from airflow_provider_signzy.emulator.state import EmulatorState, Patron, iso
 
@@ -240,7 +241,7 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             if match["user_id"] != token.user_id:
                 raise self._denied()
             self._check_rate_limit(token.user_id)
-            return self._patron_resource(token.user_id, match["rest"], match["identity"], body)
+            return self._patron_resource(token.user_id, match["rest"], match["identity"], body, query)
         if path == "/api/v2/snoops" and self.command == "POST":
             token = self._authenticate(query)
             self._check_rate_limit(token.user_id)
@@ -329,7 +330,9 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
             return ApiError(403, "Access Denied", code="ACCESS_DENIED")
         return _auth_required()
 
-    def _patron_resource(self, user_id: str, rest: str | None, identity_id: str | None, body: bytes) -> tuple[int, Any]:
+    def _patron_resource(
+        self, user_id: str, rest: str | None, identity_id: str | None, body: bytes, query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
         state = self.server.state
         if rest is None and self.command == "GET":
             patron = next(p for p in state.patrons.values() if p.user_id == user_id)
@@ -346,7 +349,11 @@ class SignzyRequestHandler(BaseHTTPRequestHandler):
                 )
             return 200, state.create_identity(user_id, payload)
         if rest and identity_id is None and self.command == "GET":
-            return 200, state.identities_of(user_id)
+            # LoopBack's ?filter={"where": ..., "order": ..., "limit": ..., "skip": ...}, JSON or brackets.
+            try:
+                return 200, state.identities_of(user_id, list_filter=ListFilter.from_query(query))
+            except FilterError as exc:
+                raise ApiError(400, str(exc), name="Error", code="INVALID_FILTER") from None
         if identity_id is not None and self.command == "GET":
             found = [i for i in state.identities_of(user_id) if i["id"] == identity_id]
             if not found:

@@ -9,7 +9,10 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_signzy.emulator.loopback_filter import ListFilter
 
 #: An identity's status when created; a person's action (upload, consent, ...) moves it later.
 INITIAL_STATUS = "pending"
@@ -179,10 +182,12 @@ class EmulatorState:
                 self.identities[identity_id]["updatedAt"] = iso(due)
                 self.counters["status_changes"] += 1
 
-    def identities_of(self, user_id: str) -> list[dict[str, Any]]:
+    def identities_of(self, user_id: str, *, list_filter: ListFilter | None = None) -> list[dict[str, Any]]:
+        """The patron's identities in creation order; ``list_filter`` selects, orders and pages them."""
         with self.lock:
             self._apply_due_moves()
-            return [dict(i) for i in self.identities.values() if i["patronId"] == user_id]
+            mine = [dict(i) for i in self.identities.values() if i["patronId"] == user_id]
+        return mine if list_filter is None else list_filter.apply(mine)
 
     # -- counters --
 
