@@ -3,6 +3,7 @@
 #   make test   lint, type-check and the whole test suite
 #   make test AIRFLOW_VERSION=3.0.6   the same on another Airflow (its own virtualenv, reused)
 #   make matrix                       the suite on every supported Airflow line, one line of counts each
+#   make docs                         the docs site (Sphinx, warnings are errors) in docs/_build/html
 PYTHON ?= python3
 DEFAULT_AIRFLOW_VERSION := 3.3.2
 AIRFLOW_VERSION ?= $(DEFAULT_AIRFLOW_VERSION)
@@ -18,9 +19,10 @@ VENV ?= .venvs/airflow-$(AIRFLOW_VERSION)
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-airflow-$(AIRFLOW_VERSION)
+DOCS_STAMP := $(VENV)/.deps-docs
 PYTEST_ARGS ?=
 
-.PHONY: install test suite matrix lint demo bench bench-sensors e2e clean
+.PHONY: install test suite matrix lint docs demo bench bench-sensors e2e clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -f $(CONSTRAINTS) || { echo "No pins for Airflow $(AIRFLOW_LINE): add $(CONSTRAINTS)"; exit 1; }
@@ -29,6 +31,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@echo ">> Installing Airflow $(AIRFLOW_VERSION) and the test tools into $(VENV): the slow part, about a minute"
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -m pip install -q -c $(CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)" ".[test]"
+	@touch $@
+
+# The docs extra (Sphinx, furo, MyST) goes into the same virtualenv: autodoc imports the real Airflow there.
+$(DOCS_STAMP): $(STAMP)
+	@echo ">> Installing the docs tools (Sphinx, furo, MyST) into $(VENV)"
+	@$(BIN)/python -m pip install -q -c $(CONSTRAINTS) ".[docs]"
 	@touch $@
 
 # LoopBack 3 (Node.js) for the interop tests: Signzy's v2 API is LoopBack, so the hook and the emulator are
@@ -62,8 +70,13 @@ suite: install $(LOOPBACK_DEPS)
 matrix:
 	@$(PYTHON) scripts/matrix.py $(MATRIX_VERSIONS)
 
+# The site in docs/_build/html; a warning (a broken reference, a missing include, a docstring autodoc
+# cannot read) fails the build. The pages document this tree (docs/conf.py puts it first on sys.path).
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf .venv .venvs .matrix dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench .bench-sensors
+	rm -rf .venv .venvs .matrix dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench .bench-sensors docs/_build
 
 demo: install
 	@$(BIN)/python scripts/demo.py
