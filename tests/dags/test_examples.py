@@ -27,6 +27,7 @@ def test_examples_parse_without_import_errors_and_are_scheduled(example_bag) -> 
         "signzy_failure_revocation",
         "signzy_wait_for_verification",
         "signzy_batch_verification",
+        "signzy_on_identity_verified",
     }
     for dag in example_bag.dags.values():
         assert dag.schedule not in (None, "None"), f"{dag.dag_id} has no schedule"
