@@ -9,6 +9,11 @@ Between limits the pace climbs: by half every half second until a limit is met w
 tenth back up to that 95 %, where it stays; after 30 quiet seconds it tries a little higher.
 ``max_calls_per_second`` caps the pace throughout. The rate-limited call itself is retried by the hook's
 retry policy, after its ``Retry-After``.
+
+The pacer is also the batch's gate. :meth:`CallPacer.close` (a circuit breaker that tripped, a SIGTERM, a
+ledger write that failed) wakes every thread that waits for its turn or sleeps in a retry's back-off,
+and they raise :class:`CallsStopped` instead of sending. The circuit breaker counts calls that could
+not reach Signzy or got a 5xx (after their retries): ``breaker`` of them in a row close the gate.
 """
 
 from __future__ import annotations
@@ -24,15 +29,31 @@ EPISODE_SECONDS = 1.0  # rate limits this close together are one episode: one cu
 REPROBE_AFTER = 30.0
 
 
+class CallsStopped(Exception):
+    """The gate is closed: this attempt was not sent (the reason says why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class CallPacer:
-    """Thread-safe pacing for one batch of calls.
+    """Thread-safe pacing for one batch of calls, its circuit breaker and its stop.
 
     :param max_calls_per_second: a client-side cap (None: no cap until Signzy answers with a rate limit).
+    :param breaker: consecutive calls that could not reach Signzy or got a 5xx after which the gate closes
+        (None: never).
     """
 
-    def __init__(self, max_calls_per_second: float | None = None) -> None:
+    def __init__(self, max_calls_per_second: float | None = None, *, breaker: int | None = None) -> None:
         if max_calls_per_second is not None and max_calls_per_second <= 0:
             raise ValueError("max_calls_per_second must be positive")
+        if breaker is not None and breaker < 1:
+            raise ValueError("the circuit breaker needs at least 1 call")
+        self.breaker = breaker
+        self.unreachable_in_a_row = 0
+        #: Why the gate closed (None: open).
+        self.stopped: str | None = None
         self.cap = max_calls_per_second
         self.rate = max_calls_per_second  # calls per second now; None = unpaced
         self.ceiling: float | None = None  # calls that got through in the second before the last limit
@@ -47,10 +68,15 @@ class CallPacer:
         self._successes: deque[float] = deque()
 
     def before_call(self) -> None:
-        """Wait for this call's turn: after any shared back-off, and spaced by the pace."""
+        """Wait for this call's turn: after any shared back-off, and spaced by the pace.
+
+        Raises :class:`CallsStopped` once the gate is closed, also while waiting.
+        """
         with self._lock:
             self.attempts += 1
             while True:  # a waiting thread looks again when the pace changes: it may have to wait longer
+                if self.stopped is not None:
+                    raise CallsStopped(self.stopped)
                 now = self._clock()
                 self._climb(now)
                 start = max(now, self._resume_at, self._next_slot)
@@ -59,6 +85,39 @@ class CallPacer:
                         self._next_slot = now + 1.0 / self.rate
                     return
                 self._lock.wait(start - now)
+
+    def sleep(self, seconds: float) -> None:
+        """A retry's back-off: returns after ``seconds``, or raises :class:`CallsStopped` when the gate closes."""
+        with self._lock:
+            deadline = self._clock() + seconds
+            while self.stopped is None:
+                left = deadline - self._clock()
+                if left <= 0:
+                    return
+                self._lock.wait(left)
+            raise CallsStopped(self.stopped)
+
+    def close(self, reason: str) -> None:
+        """Close the gate: no attempt starts after this; waiting threads wake and raise. The first reason stays."""
+        with self._lock:
+            if self.stopped is None:
+                self.stopped = reason
+            self._lock.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self.stopped is not None
+
+    def call_done(self, *, unreachable: bool) -> None:
+        """A call ended (after its retries): ``unreachable`` when it could not reach Signzy or got a 5xx."""
+        with self._lock:
+            self.unreachable_in_a_row = self.unreachable_in_a_row + 1 if unreachable else 0
+            if self.breaker is not None and self.unreachable_in_a_row >= self.breaker and self.stopped is None:
+                self.stopped = (
+                    f"Signzy was unreachable: {self.unreachable_in_a_row} calls in a row could not connect or got "
+                    "a 5xx answer, after their retries (the circuit breaker)"
+                )
+                self._lock.notify_all()
 
     def on_success(self) -> None:
         with self._lock:

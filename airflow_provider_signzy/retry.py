@@ -1,13 +1,18 @@
-"""The one retry policy for every Signzy call, built on tenacity.
+"""The one retry policy for every Signzy call, built on tenacity, and the one for the call ledger's writes.
 
 Retried: connection failures, timeouts, 500/502/503/504, 429 and Signzy's rate-limit 403, with
 exponential backoff plus jitter, never waiting less than ``Retry-After``. Never retried: 400, 401,
 404, 422, an ``ACCESS_DENIED`` 403. A request that may have reached Signzy is sent again only when it
 is idempotent (or the caller says so): most Signzy calls are paid verifications.
+
+A write to Airflow's task state store (the call ledger's) is retried a few times, quickly
+(:func:`build_store_retrying`): an API server blip must not cost a paid answer.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tenacity import (
@@ -15,6 +20,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_base,
+    retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
     wait_random,
@@ -98,12 +104,13 @@ def retry_policy(
     maximum: float,
     idempotent: bool,
     log: Any,
+    on_retry: Callable[[str, str, BaseException | None], None] | None = None,
 ) -> dict[str, Any]:
     """The stop, wait, retry and logging objects of the policy, for ``Retrying`` and ``AsyncRetrying`` alike.
 
     The retried function is called as ``fn(method, shown_path, ...)``; method and path go into each
     retry's log. ``shown_path`` must hold no query string: it is logged, and a query may carry
-    ``access_token``.
+    ``access_token``. ``on_retry(method, shown_path, exc)`` is told of each retry (the hook counts them).
     """
 
     def log_retry(retry_state: RetryCallState) -> None:
@@ -122,6 +129,8 @@ def retry_policy(
             exc,
             wait,
         )
+        if on_retry is not None:
+            on_retry(method, shown_path, exc)
 
     return {
         "stop": stop_after_attempt(max_attempts),
@@ -132,10 +141,54 @@ def retry_policy(
     }
 
 
-def build_retrying(*, max_attempts: int, initial: float, maximum: float, idempotent: bool, log: Any) -> Retrying:
-    """A ``Retrying`` for the hook's ``requests`` calls, with :func:`retry_policy`'s objects."""
+def build_retrying(
+    *,
+    max_attempts: int,
+    initial: float,
+    maximum: float,
+    idempotent: bool,
+    log: Any,
+    on_retry: Callable[[str, str, BaseException | None], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Retrying:
+    """A ``Retrying`` for the hook's ``requests`` calls, with :func:`retry_policy`'s objects.
+
+    ``sleep`` waits between attempts: a batch gives one that wakes (and raises) when the batch stops.
+    """
+    policy = retry_policy(
+        max_attempts=max_attempts, initial=initial, maximum=maximum, idempotent=idempotent, log=log, on_retry=on_retry
+    )
+    return Retrying(sleep=sleep, **policy)
+
+
+#: A task-state-store write is tried this many times in all, waiting about 0.2, 0.4, 0.8 s between.
+STORE_WRITE_ATTEMPTS = 4
+
+
+def build_store_retrying(log: Any, *, attempts: int = STORE_WRITE_ATTEMPTS, initial: float = 0.2) -> Retrying:
+    """The policy of the call ledger's writes to the task state store: a few quick retries, then the error.
+
+    A write carries no answer text in its error (the caller logs the key and the kind of failure only).
+    """
+
+    def log_retry(retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        log.warning(
+            "Writing the Signzy call ledger failed (attempt %d of %d: %s); retrying in %.2fs",
+            retry_state.attempt_number,
+            attempts,
+            type(exc).__name__,
+            wait,
+        )
+
     return Retrying(
-        **retry_policy(max_attempts=max_attempts, initial=initial, maximum=maximum, idempotent=idempotent, log=log)
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=initial, max=2.0) + wait_random(0, initial / 2),
+        retry=retry_if_exception_type(Exception),
+        before_sleep=log_retry,
+        reraise=True,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
@@ -15,7 +16,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from tenacity import Retrying
 
-from airflow_provider_signzy import __version__
+from airflow_provider_signzy import __version__, ledger
 from airflow_provider_signzy.connection import SignzyConnectionConfig
 from airflow_provider_signzy.connection_form import (
     CONN_TYPE,
@@ -27,19 +28,32 @@ from airflow_provider_signzy.envelope import error_from_exception, error_from_re
 from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
     SignzyError,
-    SignzyOutcomeUnknownError,
     SignzyPermissionError,
     SignzyRateLimitError,
 )
-from airflow_provider_signzy.ledger import LedgerEntry, open_entry, signzy_acted
+from airflow_provider_signzy.ledger import not_sent
 from airflow_provider_signzy.login import login_body, refused_login, token_from_answer
+from airflow_provider_signzy.metrics import CallAccount
+from airflow_provider_signzy.pacing import CallsStopped
 from airflow_provider_signzy.retry import IDEMPOTENT_METHODS, build_retrying
-from airflow_provider_signzy.token import SignzyToken, TokenCipher
+from airflow_provider_signzy.token import SignzyToken
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from airflow_provider_signzy.pacing import CallPacer
+
+
+class SendRecord(Protocol):
+    """What the call ledger hooks into a paid call: told right before each send, and of a 401.
+
+    :meth:`sending` runs after the token is in hand (a login never happens inside the window it opens);
+    :meth:`refused` runs when Signzy answered 401 (it did not act), before the one login after it.
+    """
+
+    def sending(self) -> None: ...
+
+    def refused(self, exc: BaseException) -> None: ...
 
 
 class SignzyTokenAuth(AuthBase):
@@ -99,6 +113,8 @@ class SignzyHook(BaseHook):
         self._sessions: list[requests.Session] = []
         #: Optional :class:`~airflow_provider_signzy.pacing.CallPacer` shared by threads that call at once.
         self.pacer: CallPacer | None = None
+        #: This hook's calls, counted: the task's summary line and its metrics (:mod:`..metrics`).
+        self.account = CallAccount(self.log)
 
     # -- Connections UI (Airflow 3.0 and 3.1; 3.2+ reads the same fields from the provider info) --
 
@@ -188,7 +204,18 @@ class SignzyHook(BaseHook):
         request = {"json": json, "params": params, "headers": headers, "auth": auth}
         if shown != sent_path:
             request["sent_path"] = sent_path
-        return self._retrying[idempotent](self._attempt, method, shown, url or self.url_for(path), request)
+        try:
+            return self._retrying[idempotent](self._attempt, method, shown, url or self.url_for(path), request)
+        except CallsStopped as stop:  # the batch's gate closed before this attempt (or during its back-off)
+            raise not_sent(stop, method=method, path=shown, conn_id=self.signzy_conn_id, why=stop.reason) from None
+
+    def _sleep(self, seconds: float) -> None:
+        """A retry's back-off; in a batch, the pacer's, which ends early (raising) when the batch stops."""
+        pacer = self.pacer
+        if pacer is not None:
+            pacer.sleep(seconds)
+        else:
+            time.sleep(seconds)
 
     @cached_property
     def _retrying(self) -> dict[bool, Retrying]:
@@ -201,6 +228,8 @@ class SignzyHook(BaseHook):
                 maximum=config.backoff_max,
                 idempotent=idempotent,
                 log=self.log,
+                on_retry=self.account.retried,
+                sleep=self._sleep,
             )
             for idempotent in (True, False)
         }
@@ -227,8 +256,10 @@ class SignzyHook(BaseHook):
             error = error_from_response(
                 response, method=method, path=shown_path, conn_id=config.conn_id, sent_path=sent_path
             )
-            if pacer is not None and isinstance(error, SignzyRateLimitError):
-                pacer.on_rate_limited(error.retry_after)
+            if isinstance(error, SignzyRateLimitError):
+                self.account.rate_limited_once(method, shown_path)
+                if pacer is not None:
+                    pacer.on_rate_limited(error.retry_after)
             raise error
         if pacer is not None:
             pacer.on_success()
@@ -290,44 +321,26 @@ class SignzyHook(BaseHook):
         ``idempotent`` (default: True for GET, HEAD, OPTIONS, PUT, DELETE) allows sending the request
         again after a failure that may have reached Signzy. Leave it off for paid POSTs: then a call
         whose outcome is unknown raises :class:`SignzyOutcomeUnknownError`, which fails the task without
-        Airflow retries, and inside a task on Airflow 3.3+ the call ledger (:mod:`.ledger`) makes later
-        tries of the task replay the call's answer instead of sending it again. ``call_key`` names the call
-        for the ledger instead of a digest of ``json`` and ``params`` (for bodies that change between tries).
-        On a 401, the hook logs in once more (that token is its own, revoked on :meth:`close`);
-        a second 401 is a permission problem and raises :class:`SignzyPermissionError`.
+        Airflow retries, and inside a task on Airflow 3.3+ the call ledger (:mod:`.ledger`, which owns this
+        policy: :func:`~airflow_provider_signzy.ledger.request`) makes later tries of the task replay the
+        call's answer instead of sending it again. ``call_key`` names the call for the ledger instead of a
+        digest of ``json`` and ``params`` (for bodies that change between tries). On a 401, the hook logs
+        in once more (that token is its own, revoked on :meth:`close`); a second 401 is a permission
+        problem and raises :class:`SignzyPermissionError`. A login that fails before the call, or after
+        its 401, raises :class:`~airflow_provider_signzy.ledger.SignzyNotSentError`: Signzy did not act,
+        so Airflow's retries may send it.
         """
-        method = method.upper()
-        url = self.url_for(endpoint)  # built first: a foreign URL is refused before any token is fetched
-        if idempotent is None:
-            idempotent = method in IDEMPOTENT_METHODS
-        call = {"json": json, "params": params, "headers": headers}
-        if idempotent:
-            return self._authenticated(method, endpoint, url, token, idempotent=True, call=call)
-        entry = open_entry(
-            method=method,
-            path=endpoint,
-            json_body=json,
+        return ledger.request(
+            self,
+            method,
+            endpoint,
+            token=token,
+            json=json,
             params=params,
+            headers=headers,
+            idempotent=idempotent,
             call_key=call_key,
-            conn_id=self.signzy_conn_id,
-            cipher_factory=lambda: TokenCipher.for_connection(self.config.extra, self.signzy_conn_id),
-            log=self.log,
         )
-        if entry is not None:
-            replayed = entry.replay_or_clear()
-            if replayed is not None:
-                return replayed
-            entry.sending()
-        try:
-            response = self._authenticated(method, endpoint, url, token, idempotent=False, call=call)
-        except SignzyError as exc:
-            may_have_acted = entry.failed(exc) if entry is not None else signzy_acted(exc) is not False
-            if may_have_acted:
-                raise self._outcome_unknown(exc, entry) from None
-            raise
-        if entry is not None:
-            entry.succeeded(response)
-        return response
 
     def call(
         self,
@@ -340,22 +353,25 @@ class SignzyHook(BaseHook):
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
         shown_path: str | None = None,
+        record: SendRecord | None = None,
     ) -> requests.Response:
-        """:meth:`request` without the call ledger, for callers that keep their own (the batch operator).
+        """One authenticated call, the transport under :meth:`request` and the batch (no paid-call policy).
 
         Thread-safe: threads may call at once (one HTTP session each, one re-login for all on a 401).
         A failure raises the :class:`SignzyError` of the call itself, never :class:`SignzyOutcomeUnknownError`:
-        use :func:`~airflow_provider_signzy.ledger.signzy_acted` to tell whether Signzy may have acted.
+        use :func:`~airflow_provider_signzy.ledger.signzy_acted` to tell whether Signzy may have acted (a
+        login that failed before the call or after its 401 raises ``SignzyNotSentError``: it did not).
         ``shown_path`` is what errors and retry log lines name instead of ``endpoint``: give the template
         when the endpoint holds personal data (``/identities/{pan}``); values of the endpoint that the
-        template does not have are scrubbed from Signzy's messages too.
+        template does not have are scrubbed from Signzy's messages too. ``record`` (the call ledger's
+        entry) is told right before each send and of a 401: see :class:`SendRecord`.
         """
         method = method.upper()
         url = self.url_for(endpoint)
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         call = {"json": json, "params": params, "headers": headers, "shown_path": shown_path}
-        return self._authenticated(method, endpoint, url, token, idempotent=idempotent, call=call)
+        return self._authenticated(method, endpoint, url, token, idempotent=idempotent, call=call, record=record)
 
     def _authenticated(
         self,
@@ -366,11 +382,24 @@ class SignzyHook(BaseHook):
         *,
         idempotent: bool,
         call: dict[str, Any],
+        record: SendRecord | None = None,
     ) -> requests.Response:
-        """The call with ``token`` (or the hook's own), logging in again once on a 401."""
-        current = self._replacements.get(token.id, token) if token is not None else self.get_token()
+        """The call with ``token`` (or the hook's own), logging in again once on a 401.
+
+        Logins happen outside ``record``'s window: before :meth:`SendRecord.sending`, and after
+        :meth:`SendRecord.refused`. A login that fails raises ``SignzyNotSentError`` (Signzy did not act).
+        """
+        shown = call.get("shown_path") or endpoint
+        try:
+            current = self._replacements.get(token.id, token) if token is not None else self.get_token()
+        except SignzyError as exc:
+            raise not_sent(
+                exc, method=method, path=shown, conn_id=self.signzy_conn_id, why="the login before it failed"
+            ) from None
 
         def send(with_token: SignzyToken) -> requests.Response:
+            if record is not None:
+                record.sending()
             return self._send(method, endpoint, idempotent=idempotent, url=url, auth=self._auth(with_token), **call)
 
         try:
@@ -382,8 +411,19 @@ class SignzyHook(BaseHook):
                 method,
                 first.path,
             )
-        # Keyed by the caller's token: later calls with it reuse `fresh`.
-        fresh = self._renew_own_token(replacing=token, failed=current)
+            if record is not None:
+                record.refused(first)
+        try:
+            # Keyed by the caller's token: later calls with it reuse `fresh`.
+            fresh = self._renew_own_token(replacing=token, failed=current)
+        except SignzyError as exc:
+            raise not_sent(
+                exc,
+                method=method,
+                path=shown,
+                conn_id=self.signzy_conn_id,
+                why="Signzy refused it with 401 (without acting on it), and the login after that failed",
+            ) from None
         try:
             return send(fresh)
         except SignzyAuthError as second:
@@ -395,24 +435,6 @@ class SignzyHook(BaseHook):
                 f"{self.signzy_conn_id!r})",
             ) from None
 
-    def _outcome_unknown(self, exc: SignzyError, entry: LedgerEntry | None) -> SignzyOutcomeUnknownError:
-        if entry is not None:
-            resend = entry.scope.resend_instructions(entry.key)
-        else:
-            resend = (
-                "There is no call ledger here (Airflow before 3.3, or outside a task): clearing the task sends it again"
-            )
-        unknown = exc.restated(
-            SignzyOutcomeUnknownError,
-            f"{exc}. The call may have reached Signzy: it may have acted on it, and it may have been charged, "
-            "so it is not sent again, neither in this try nor by Airflow's retries (this error fails the task "
-            "without them). Check in Signzy (your dashboard, or a GET of the resource) whether it was done. "
-            f"{resend}",
-        )
-        assert isinstance(unknown, SignzyOutcomeUnknownError)
-        unknown.cause = exc
-        return unknown
-
     def test_connection(self) -> tuple[bool, str]:
         """Log in, then log out (a test must not leave a live token): the Connections UI's Test button."""
         try:
@@ -423,7 +445,9 @@ class SignzyHook(BaseHook):
         return True, (f"Logged in to {self.config.base_url} as patron {token.user_id} and revoked the test token")
 
     def close(self) -> None:
-        """Revoke the tokens this hook owns (best effort) and close its HTTP session."""
+        """Log the task's paid-call summary, send its metrics, revoke the tokens this hook owns (best effort)
+        and close its HTTP sessions."""
+        self.account.close()
         with self._token_lock:
             owned = [self._own_token, *self._replacements.values()]
             self._own_token = None

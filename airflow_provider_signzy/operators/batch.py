@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from airflow_provider_signzy.batch import INVALID, REFUSED, UNKNOWN, SignzyBatch
+from airflow_provider_signzy.batch import CIRCUIT_BREAKER, INVALID, REFUSED, REPLAYED, UNKNOWN, SignzyBatch
 from airflow_provider_signzy.callbacks import DEFAULT_LOGIN_TASK_ID, pull_token_record, token_from_record
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.exceptions import SignzyError, SignzyOutcomeUnknownError
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 ON_ITEM_ERROR = ("continue", "fail")
+#: Under on_item_error="continue", a batch with more than this share of its items failed fails its task.
+MAX_FAILED_RATIO = 0.5
 
 
 class SignzyBatchOperator(HiddenBodies, BaseOperator):
@@ -34,8 +36,16 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
     :param max_concurrency: calls in flight at once.
     :param max_calls_per_second: a client-side rate cap; without one the batch paces itself under the rate
         Signzy lets through once it answers with a rate limit (429, or its rate-limit 403).
-    :param on_item_error: ``"continue"``: the task succeeds and the results report failed items;
-        ``"fail"``: the task fails after the batch when any item failed.
+    :param on_item_error: ``"continue"``: the task succeeds and the results report failed items (within
+        ``max_failed_items`` / ``max_failed_ratio``); ``"fail"``: the task fails after the batch when any
+        item failed.
+    :param max_failed_items: under ``"continue"``, fail the task when more items than this failed (None: no
+        limit by count).
+    :param max_failed_ratio: under ``"continue"``, fail the task when more than this share of the items
+        failed (default 0.5: a batch with most items failed is not a success; None: no limit by share).
+    :param circuit_breaker: stop sending after this many calls in a row could not reach Signzy or got a 5xx
+        answer, after their retries (default 5; None: never). The items not sent are ``refused`` ("not
+        sent"), and the task fails, with Airflow's retries (which send only those, with the call ledger).
     :param idempotent: allow resending after a failure that may have reached Signzy (default: True for GET,
         PUT, DELETE). Non-idempotent batches keep a call ledger (Airflow 3.3+), so a retried task replays
         what succeeded, never resends a call of unknown outcome, and sends the rest.
@@ -43,13 +53,25 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
     :param ledger_window: items whose ledger entries are written together (two task-state-store writes per
         window). Default: about a second of calls, so a worker killed mid-batch leaves at most about two
         seconds of calls of unknown outcome.
+    :param ledger_key: names this batch in the call ledger (default: its method and endpoint, and which
+        batch on them this is in the task). Templated.
+    :param call_key: names each item for the ledger instead of a digest of its body: an item field's name,
+        or ``callable(item) -> str``; for bodies that change between tries (a timestamp in them). Templated.
 
     Each result: ``{"index", "ok", "outcome", "status", "response", "error"}``, where ``outcome`` is
     ``succeeded``, ``replayed`` (an earlier try's success), ``refused`` (Signzy did not act: sending it
     again is safe), ``unknown`` (may have been acted on and charged: not sent again) or ``invalid``.
     """
 
-    template_fields: Sequence[str] = ("endpoint", "items", "query_params", "headers", "signzy_conn_id")
+    template_fields: Sequence[str] = (
+        "endpoint",
+        "items",
+        "query_params",
+        "headers",
+        "signzy_conn_id",
+        "ledger_key",
+        "call_key",
+    )
     template_fields_renderers = {"items": "json", "query_params": "json", "headers": "json"}
     body_fields: Sequence[str] = ("items", "query_params", "headers")
     ui_color = "#c8e6fa"
@@ -70,6 +92,11 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
         headers: dict[str, str] | None = None,
         response_filter: Callable[[requests.Response], Any] | None = None,
         ledger_window: int | None = None,
+        ledger_key: str | None = None,
+        call_key: str | Callable[[Any], Any] | None = None,
+        max_failed_items: int | None = None,
+        max_failed_ratio: float | None = MAX_FAILED_RATIO,
+        circuit_breaker: int | None = CIRCUIT_BREAKER,
         result_privacy: str = SEALED,
         clear_fields: Sequence[str] | None = None,
         **kwargs: Any,
@@ -80,6 +107,10 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
             raise ValueError(f"on_item_error must be one of {ON_ITEM_ERROR}, got {on_item_error!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if max_failed_items is not None and max_failed_items < 0:
+            raise ValueError(f"max_failed_items must be 0 or more, got {max_failed_items}")
+        if max_failed_ratio is not None and not 0 <= max_failed_ratio <= 1:
+            raise ValueError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio}")
         self.endpoint = endpoint
         self.items = items
         self.method = method.upper()
@@ -93,6 +124,11 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
         self.headers = headers
         self.response_filter = response_filter
         self.ledger_window = ledger_window
+        self.ledger_key = ledger_key
+        self.call_key = call_key
+        self.max_failed_items = max_failed_items
+        self.max_failed_ratio = max_failed_ratio
+        self.circuit_breaker = circuit_breaker
 
     @without_inner_frames
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -118,6 +154,9 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
                 headers=headers,
                 response_filter=self.response_filter,
                 window=self.ledger_window,
+                ledger_key=self.ledger_key,
+                call_key=self.call_key,
+                circuit_breaker=self.circuit_breaker,
                 log=self.log,
             )
             results = batch.run(list(items))
@@ -132,19 +171,27 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
         if not failed:
             return
         by_outcome = {o: [r["index"] for r in failed if r["outcome"] == o] for o in (UNKNOWN, REFUSED, INVALID)}
+        no_answer = [r["index"] for r in failed if r["outcome"] == REPLAYED and r["response"] is None]
         summary = ", ".join(f"{len(ix)} {o} (items {_some(ix)})" for o, ix in by_outcome.items() if ix)
-        filter_errors = [r["index"] for r in failed if r["outcome"] not in by_outcome]
+        if no_answer:
+            summary += f", {len(no_answer)} replayed without their answer (items {_some(no_answer)})"
+        filter_errors = [
+            r["index"] for r in failed if r["outcome"] not in by_outcome and r["index"] not in set(no_answer)
+        ]
         if filter_errors:
             summary += f", {len(filter_errors)} whose response_filter failed (items {_some(filter_errors)})"
         message = f"Signzy batch {self.method} {self.endpoint}: {len(failed)} of {len(results)} items failed: {summary}"
         if self.on_item_error == "continue":
-            self.log.warning("%s. on_item_error='continue': the task succeeds; the results say which", message)
-            return
-        if by_outcome[UNKNOWN]:
+            too_many = self._too_many_failed(len(failed), len(results))
+            if too_many is None:
+                self.log.warning("%s. on_item_error='continue': the task succeeds; the results say which", message)
+                return
+            message += f". {too_many}, so the task fails even under on_item_error='continue'"
+        if by_outcome[UNKNOWN] or no_answer:
             raise SignzyOutcomeUnknownError(
                 f"{message}. Signzy may have acted on the unknown ones, and they may have been charged: a retry "
-                "or a clear never sends them again. Check them in Signzy, then send those you need in a new "
-                "batch (another task or run)",
+                "or a clear never sends them again (nor those replayed without their answer: they were paid). "
+                "Check them in Signzy, then send those you need in a new batch (another task or run)",
                 method=self.method,
                 path=self.endpoint,
                 conn_id=self.signzy_conn_id,
@@ -156,6 +203,14 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
                 "them in a new batch"
             )
         raise SignzyError(f"{message}. A retry sends only the refused items again", conn_id=self.signzy_conn_id)
+
+    def _too_many_failed(self, failed: int, total: int) -> str | None:
+        """Why ``failed`` of ``total`` items is too many under on_item_error="continue"; None when it is not."""
+        if self.max_failed_items is not None and failed > self.max_failed_items:
+            return f"More than max_failed_items={self.max_failed_items} items failed"
+        if self.max_failed_ratio is not None and total and failed / total > self.max_failed_ratio:
+            return f"More than max_failed_ratio={self.max_failed_ratio:g} of the items failed"
+        return None
 
 
 def _some(indices: list[int], shown: int = 10) -> str:

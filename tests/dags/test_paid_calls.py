@@ -208,7 +208,9 @@ def test_ledger_holds_no_pii_or_answer_in_the_clear(dag_env: SignzyEmulator) -> 
     [row] = ledger_rows("paid_no_pii")
     [identity] = dag_env.state.identities.values()
     assert row["value"]["state"] == "succeeded"
-    assert row["value"]["answer"]  # kept, encrypted, for a replay
+    assert row["value"]["enc"] == "fernet"  # the answer is kept for a replay, compressed and encrypted
+    assert row["value"]["data"]
+    assert set(row["value"]) == {"v", "kind", "state", "try", "enc", "data"}  # nothing else in the clear
     for secret in (email, identity["id"]):
         assert secret not in row["raw"]
 

@@ -86,3 +86,123 @@ def test_default_token_lifetime_is_an_hour(make_conn: Callable[..., str], emulat
     assert token.ttl == 3600
     assert emulator.state.live_tokens()[0].ttl == 3600  # asked for at login, not just assumed
     assert hook.logout(token)
+
+
+# -- issue 16: one record format, fail closed ----------------------------------------------------------
+
+
+class MemoryStore:
+    """An in-memory stand-in for the task state store's accessor (get/set/delete), for reads only."""
+
+    def __init__(self, preset: object = None) -> None:
+        self.values: dict[str, object] = {}
+        self.preset = preset
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, self.preset if self.preset is not None else default)
+
+    def set(self, key: str, value: object, **kwargs: object) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def later_try_scope(monkeypatch: pytest.MonkeyPatch, store: MemoryStore) -> None:
+    """Make the hook see a running task's second try whose state store is ``store``."""
+    scope = TaskScope(store=store, dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=2)
+    monkeypatch.setattr(TaskScope, "current", classmethod(lambda cls: scope))
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        pytest.param("a string, not a record", id="not-a-dict"),
+        pytest.param(["sending"], id="a-list"),
+        pytest.param({"v": 99, "kind": "call", "state": "not-acted", "try": 1}, id="unknown-version"),
+        pytest.param({"v": 1, "state": "not-acted", "try": 1}, id="old-format"),
+        pytest.param(
+            {"v": 2, "kind": "call", "state": "not-acted", "try": 1, "enc": "fernet", "data": "x"}, id="damaged"
+        ),
+    ],
+)
+def test_an_unreadable_ledger_entry_counts_as_unknown_not_as_never_sent(
+    make_conn: Callable[..., str], emulator: SignzyEmulator, monkeypatch: pytest.MonkeyPatch, found: object
+) -> None:
+    """Issue 16, case 6: a record that is not a dict counted as "never sent" (fail open), and the record's
+    version was written but never checked. Now either is unknown: nothing is sent, the task fails."""
+    make_conn()
+    later_try_scope(monkeypatch, MemoryStore(preset=found))
+    with SignzyHook() as hook, pytest.raises(SignzyOutcomeUnknownError) as raised:
+        hook.request("POST", IDENTITIES, json={"type": "individualPan"})
+    assert "cannot be read" in str(raised.value)
+    assert emulator.state.snapshot()["requests"].get("POST /api/v2/patrons/{userId}/identities", 0) == 0
+
+
+def _records(
+    store: MemoryStore, *, key: str | None = "8J3GfFkzrV7wP0Qh6h2y4dNwU9h2nE1x3c7qQm5a1sA=", limit: int = 4000
+):
+    import logging
+
+    from airflow_provider_signzy.ledger import Records
+    from airflow_provider_signzy.token import TokenCipher
+
+    scope = TaskScope(store=store, dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=1)
+    cipher = (
+        TokenCipher.for_connection({"xcom_fernet_key": key} if key else {}, "c")
+        if key
+        else TokenCipher(None, key_source="none")
+    )
+    return Records(scope, cipher, logging.getLogger("test"), limit=limit)
+
+
+def test_a_record_over_the_store_limit_is_split_into_parts_and_read_back_whole() -> None:
+    import json
+    import os
+
+    store = MemoryStore()
+    records = _records(store, limit=4000)
+    content = {"answer": {"body": os.urandom(6000).hex()}, "status": 200}
+    records.write("signzy-call:k", "call", {"state": "succeeded", "try": 1}, content)
+    assert len(store.values) > 2  # the record and its parts
+    assert all(len(json.dumps(v)) <= 4000 for v in store.values.values())
+    assert store.values["signzy-call:k"]["parts"] == len(store.values) - 1  # type: ignore[index]
+    read = records.read("signzy-call:k", "call")
+    assert read is not None
+    assert read["content"] == content
+    assert read["state"] == "succeeded"
+
+
+def test_a_part_that_does_not_match_its_record_makes_it_unreadable() -> None:
+    import os
+
+    from airflow_provider_signzy.ledger import UnreadableRecord
+
+    store = MemoryStore()
+    records = _records(store, limit=4000)
+    records.write("signzy-call:k", "call", {"state": "succeeded", "try": 1}, {"answer": os.urandom(6000).hex()})
+    first_parts = {k: v for k, v in store.values.items() if ":p" in k}
+    records.write("signzy-call:k", "call", {"state": "succeeded", "try": 2}, {"answer": os.urandom(6000).hex()})
+    store.values.update(first_parts)  # a try that died after writing the parts of another record
+    with pytest.raises(UnreadableRecord, match="parts do not match"):
+        records.read("signzy-call:k", "call")
+    del store.values["signzy-call:k:p1"]
+    with pytest.raises(UnreadableRecord, match="part 1 is missing"):
+        records.read("signzy-call:k", "call")
+
+
+def test_records_are_compressed_and_encrypted_and_without_a_key_hold_no_answer() -> None:
+    store = MemoryStore()
+    records = _records(store)
+    records.write("signzy-call:k", "call", {"state": "succeeded", "try": 1}, {"answer": {"body": "pii.person@x.in"}})
+    assert store.values["signzy-call:k"]["enc"] == "fernet"  # type: ignore[index]
+    assert "pii.person" not in str(store.values)
+    plain = MemoryStore()
+    from airflow_provider_signzy.ledger import BatchLedger
+
+    batch = BatchLedger(_records(plain, key=None), "scope", None)
+    batch.write(0, {"item:1": {"state": "succeeded", "answer": {"body": "pii.person@x.in"}}})
+    [(key, value)] = plain.values.items()
+    assert (value["enc"], value["kind"], value["items"]) == ("zlib", "window", 1)  # type: ignore[index]
+    assert "pii.person" not in str(value)
+    assert batch.records.read(key, "window")["content"] == {"item:1": {"state": "succeeded", "answer": None}}  # type: ignore[index]
