@@ -6,7 +6,6 @@ The retry policy is the hook's own (:mod:`airflow_provider_signzy.retry`) throug
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from airflow_provider_signzy import __version__
 from airflow_provider_signzy.envelope import connection_error, error_from_response
 from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyConnectionError
 from airflow_provider_signzy.login import login_body, refused_login, token_from_answer
+from airflow_provider_signzy.privacy.http_logs import strip_httpx_query_strings
 from airflow_provider_signzy.retry import build_async_retrying
 from airflow_provider_signzy.token import SignzyToken
 
@@ -56,9 +56,9 @@ class AsyncSignzyClient:
     def __init__(self, config: SignzyConnectionConfig, *, log: Any) -> None:
         self.config = config
         self.log = log
-        if config.token_in == "query":
-            # httpx logs each request's full URL at INFO: with the token in the query, that would leak it.
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+        # httpx logs each request's full URL at INFO (shown on Airflow 3.0): the query string may hold the
+        # token (token_in: query) or a customer's data (a sensor's query_params).
+        strip_httpx_query_strings()
         self.http = httpx.AsyncClient(
             headers={"Accept": "application/json", "User-Agent": f"airflow-provider-signzy/{__version__}"},
             verify=config.verify,

@@ -155,3 +155,22 @@ def test_the_test_key_is_airflows() -> None:
     # The tests above seal with Airflow's [core] fernet_key unless a connection sets its own.
     assert TokenCipher.for_connection({}, "x").key_source == "Airflow [core] fernet_key"
     assert AIRFLOW_FERNET_KEY
+
+
+def test_httpx_request_lines_lose_their_query_string(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import httpx
+
+    from airflow_provider_signzy.privacy.http_logs import strip_httpx_query_strings
+
+    strip_httpx_query_strings()
+    strip_httpx_query_strings()  # twice in a process: one filter
+    url = httpx.URL("http://127.0.0.1:8089/api/v2/patrons/p/identities/i?ref=ABCDE1234F&access_token=secret-1")
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        # The exact call httpx makes for every request (httpx/_client.py).
+        logging.getLogger("httpx").info('HTTP Request: %s %s "%s %d %s"', "GET", url, "HTTP/1.1", 200, "OK")
+    [record] = [r for r in caplog.records if r.name == "httpx"]
+    shown = 'HTTP Request: GET http://127.0.0.1:8089/api/v2/patrons/p/identities/i "HTTP/1.1 200 OK"'
+    assert record.getMessage() == shown
+    assert len(logging.getLogger("httpx").filters) == 1
