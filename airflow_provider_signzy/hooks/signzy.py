@@ -393,6 +393,8 @@ class SignzyHook(BaseHook):
         try:
             current = self._replacements.get(token.id, token) if token is not None else self.get_token()
         except SignzyError as exc:
+            if idempotent:  # safe to send again whatever happened: the login's own error says enough
+                raise
             raise not_sent(
                 exc, method=method, path=shown, conn_id=self.signzy_conn_id, why="the login before it failed"
             ) from None
@@ -417,6 +419,8 @@ class SignzyHook(BaseHook):
             # Keyed by the caller's token: later calls with it reuse `fresh`.
             fresh = self._renew_own_token(replacing=token, failed=current)
         except SignzyError as exc:
+            if idempotent:
+                raise
             raise not_sent(
                 exc,
                 method=method,
