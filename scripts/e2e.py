@@ -16,7 +16,13 @@ Last the batch run (issue 12): a ``SignzyBatchOperator`` of 300 paid POSTs (``re
 worker is SIGKILLed while the emulator holds three of them, then restarted; Airflow retries the task. No
 item may be created twice, and every item's result must be accounted for at the emulator: succeeded or
 replayed (created once) or unknown (at most once). ``E2E_PAID_CALLS=0`` skips the paid-call runs, so
-``E2E_RUNS=0 E2E_PAID_CALLS=0`` runs the batch run alone (about 1½ minutes).
+``E2E_RUNS=0 E2E_PAID_CALLS=0`` runs the two batch runs alone (about 2½ minutes).
+
+Then the outage run (issue 16): a batch of 200 paid POSTs (``retries=2``) through a proxy in front of the
+emulator; the script stops the proxy (Signzy's host down: connections refused, open ones cut) once 60
+items are created. The batch's circuit breaker must stop it within seconds and the task fail saying
+Signzy was unreachable; the script starts the proxy again, Airflow retries the task, and no item may be
+created twice, every item accounted for as above.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ from typing import Any
 from airflow_provider_signzy.emulator.process import EmulatorControl
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO / "tests"))  # the test suite's outage proxy: one copy for the tests and this run
+from outage import OutageProxy  # noqa: E402
+
 WORK = REPO / ".e2e"
 BIN = Path(sys.executable).parent
 API_KEY = "demo-api-key-0123456789"
@@ -327,7 +336,7 @@ def wait_for(check: Any, what: str, seconds: float) -> None:
         raise SystemExit(f"{what} was not ready within {seconds:.0f} s: see .e2e/logs/")
 
 
-def airflow_env(db_url: str, broker: str, emulator_url: str, api_port: int) -> dict[str, str]:
+def airflow_env(db_url: str, broker: str, emulator_url: str, api_port: int, outage_url: str) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     home = WORK / "airflow-home"
@@ -362,6 +371,8 @@ def airflow_env(db_url: str, broker: str, emulator_url: str, api_port: int) -> d
         "AIRFLOW_CONN_SIGNZY_DEFAULT": signzy_connection(emulator_url, timeout=2),
         # The paid-call runs: a read timeout longer than a held answer keeps the POST in flight for the kill.
         "AIRFLOW_CONN_SIGNZY_E2E_PATIENT": signzy_connection(emulator_url, timeout=90),
+        # The outage run: Signzy behind a proxy the script stops and starts again.
+        "AIRFLOW_CONN_SIGNZY_E2E_OUTAGE": signzy_connection(outage_url, timeout=5),
     }
 
 
@@ -889,9 +900,9 @@ BATCH_ITEMS = 300  # as in scripts/e2e_dags/signzy_e2e_batch.py
 BATCH_HOLD_AFTER, BATCH_HELD = 120, 3  # POSTs 121 to 123 of the batch are held: the kill comes then
 
 
-def batch_results(api: Api, run_id: str) -> list[dict[str, Any]]:
+def batch_results(api: Api, run_id: str, dag_id: str = BATCH, task_id: str = BATCH_TASK) -> list[dict[str, Any]]:
     """The batch task's return value (one result per item), read through the REST API."""
-    path = f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances/{BATCH_TASK}/xcomEntries/return_value"
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
     value = api.call("GET", path)["value"]
     if isinstance(value, str):
         value = json.loads(value)
@@ -993,6 +1004,125 @@ def run_batch(
     return rows, sum(created) + stray
 
 
+OUTAGE, OUTAGE_TASK = "signzy_e2e_outage", "create_identities"
+OUTAGE_ITEMS = 200  # as in scripts/e2e_dags/signzy_e2e_outage.py
+OUTAGE_AFTER = 60  # Signzy goes down once this many of the batch's POSTs reached it
+OUTAGE_STOP_WITHIN = 15.0  # seconds from Signzy going down to the batch's try ending
+
+
+def task_log(api: Api, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+    return json.dumps(api.call("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"}))
+
+
+def run_outage(api: Api, emulator_url: str, proxy: OutageProxy) -> tuple[list[list[str]], int]:
+    """A batch of paid POSTs through a proxy the script stops mid-batch (Signzy down), then starts again.
+
+    Returns the figures and the identities the run created."""
+    emulator = EmulatorControl(emulator_url)
+    run_id = "outage-000"
+    ti_path = f"/dags/{OUTAGE}/dagRuns/{run_id}/taskInstances/{OUTAGE_TASK}"
+    api.call("PATCH", f"/dags/{OUTAGE}", json={"is_paused": False})
+    emulator.clear_faults()
+    say(
+        f"Batch of {OUTAGE_ITEMS} paid POSTs, retries=2: Signzy goes down (connections refused) after "
+        f"{OUTAGE_AFTER} of them, and comes back once the task's try has ended"
+    )
+
+    def posts() -> int:
+        return int(emulator.state()["requests"].get(POSTS, 0))
+
+    before = posts()
+    started = time.monotonic()
+    trigger(api, OUTAGE, [run_id])
+    wait_for(lambda: posts() - before >= OUTAGE_AFTER, f"{OUTAGE_AFTER} POSTs of the outage batch", 240)
+    proxy.stop()
+    down_at = time.monotonic()
+    reached = posts() - before
+    say(f"Signzy is down after {reached} POSTs of the batch reached it")
+
+    def first_try_over() -> bool:
+        ti = api.call("GET", ti_path)
+        return bool(ti["state"] != "running" or int(ti["try_number"]) > 1)
+
+    wait_for(first_try_over, "the outage batch's first try to end", 120)
+    stopped_after = time.monotonic() - down_at
+    at_outage = sum(count for key, count in posts_by_run(emulator_url).items() if key.startswith(f"{run_id}.i"))
+    proxy.start()
+    say(f"The batch's try ended {stopped_after:.1f} s after Signzy went down; Signzy is back")
+    wait_runs(api, OUTAGE, [run_id], 300)
+    wall = time.monotonic() - started
+
+    ti = api.call("GET", ti_path)
+    first_log = task_log(api, OUTAGE, run_id, OUTAGE_TASK, 1)
+    try:
+        first_state = str(api.call("GET", f"{ti_path}/tries/1")["state"])
+    except Exception:  # an API without the tries endpoint: the log says how the try ended
+        first_state = "failed" if "Task failed with exception" in first_log else "?"
+    unreachable_said = "Signzy was unreachable" in first_log and "circuit breaker" in first_log
+    results = batch_results(api, run_id, OUTAGE, OUTAGE_TASK) if ti["state"] == "success" else []
+    sent = posts_by_run(emulator_url)
+    created = [sent[f"{run_id}.i{n:03d}"] for n in range(OUTAGE_ITEMS)]
+    stray = sum(c for key, c in sent.items() if key.startswith(f"{run_id}.")) - sum(created)
+    twice = [n for n, count in enumerate(created) if count > 1]
+    outcomes = Counter(str(r.get("outcome")) for r in results)
+    unaccounted = []
+    for n in range(OUTAGE_ITEMS):
+        result = results[n] if n < len(results) else {}
+        outcome = result.get("outcome")
+        if result.get("index") != n:
+            unaccounted.append(f"item {n}: no result")
+        elif outcome in ("succeeded", "replayed") and (created[n] != 1 or not result.get("ok")):
+            unaccounted.append(f"item {n}: {outcome}, created {created[n]} times")
+        elif outcome == "unknown" and created[n] > 1:
+            unaccounted.append(f"item {n}: unknown, created {created[n]} times")
+        elif outcome not in ("succeeded", "replayed", "unknown"):
+            unaccounted.append(f"item {n}: {outcome} ({result.get('error')})")
+    for line in unaccounted[:20]:
+        print(f"   unaccounted: {line}")
+    for n in twice:
+        print(f"   sent twice: outage item {n} created {created[n]} times")
+    replayed, unknown, fresh = outcomes["replayed"], outcomes["unknown"], outcomes["succeeded"]
+    print(
+        f"   {run_id}: {OUTAGE_TASK} {ti['state']} after {ti['try_number']} tries (try 1: {first_state}); "
+        f"outcomes {dict(outcomes)}; {at_outage} items created by the outage, {sum(created)} in all"
+    )
+    rows = [
+        [
+            f"outage run: Signzy down after {reached} of {OUTAGE_ITEMS} paid POSTs -> the batch's try ended",
+            f"{stopped_after:.1f} s later, {first_state}, 'Signzy was unreachable' {yes(unreachable_said)}",
+            f"<= {OUTAGE_STOP_WITHIN:.0f} s, failed, says so",
+            yes(stopped_after <= OUTAGE_STOP_WITHIN and first_state == "failed" and unreachable_said),
+        ],
+        [
+            "outage run: Signzy back, Airflow's retry -> task state / tries",
+            f"{ti['state']} / {ti['try_number']}",
+            "success / 2",
+            yes(ti["state"] == "success" and int(ti["try_number"]) == 2),
+        ],
+        [
+            "outage items sent twice (created more than once)",
+            str(len(twice) + stray),
+            "0",
+            yes(not twice and not stray),
+        ],
+        [
+            "outage items accounted for (succeeded/replayed: created once; unknown: at most once)",
+            f"{OUTAGE_ITEMS - len(unaccounted)}/{OUTAGE_ITEMS}",
+            "all",
+            yes(not unaccounted and len(results) == OUTAGE_ITEMS),
+        ],
+        [
+            "outage retry: replayed / unknown (cut mid-call) / sent by the retry",
+            f"{replayed} / {unknown} / {fresh}",
+            "> 0 / - / the rest",
+            yes(replayed > 0 and fresh == OUTAGE_ITEMS - replayed - unknown),
+        ],
+        ["wall time of the outage run", f"{wall:.0f} s", "-", "-"],
+    ]
+    return rows, sum(created) + stray
+
+
 def yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -1005,13 +1135,16 @@ def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "logs").mkdir(parents=True)
     deployment = Deployment(ensure_prerequisites())
+    proxy: OutageProxy | None = None
     try:
         say("Starting PostgreSQL, Redis and the Signzy emulator on 127.0.0.1")
         db_url = deployment.start_postgres()
         broker = deployment.start_redis()
         emulator_url = deployment.start_emulator()
+        proxy = OutageProxy(emulator_url).start()
+        deployment.ports["outage-proxy"] = proxy.port
         api_port = free_port()
-        env = airflow_env(db_url, broker, emulator_url, api_port)
+        env = airflow_env(db_url, broker, emulator_url, api_port, proxy.url)
         deployment.ports["api-server"] = api_port
         for name in (
             "SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER",
@@ -1034,17 +1167,22 @@ def main() -> int:
         wait_for(lambda: api.session.get(f"{api.base}/api/v2/monitor/health", timeout=5).ok, "api-server", 180)
         api.authenticate()
         wait_for(api.healthy, "scheduler", 180)
-        dags = (LIFECYCLE, TIMEOUT, RETRIES, BATCH)
+        dags = (LIFECYCLE, TIMEOUT, RETRIES, BATCH, OUTAGE)
         wait_for(lambda: all(api.call("GET", f"/dags/{d}") for d in dags), "the e2e DAGs", 180)
         rows = run_load(api, emulator_url, runs) if runs else []  # E2E_RUNS=0: the paid-call runs alone
         paid_rows, paid_runs = (
             run_paid_calls(api, emulator_url, deployment, worker_argv, env) if paid_calls else ([], [])
         )
         batch_rows, batch_identities = run_batch(api, emulator_url, deployment, worker_argv, env)
-        rows += paid_rows + batch_rows
-        rows += final_figures(emulator_url, [f"load-{n:03d}" for n in range(runs)] + paid_runs, batch_identities)
+        outage_rows, outage_identities = run_outage(api, emulator_url, proxy)
+        rows += paid_rows + batch_rows + outage_rows
+        rows += final_figures(
+            emulator_url, [f"load-{n:03d}" for n in range(runs)] + paid_runs, batch_identities + outage_identities
+        )
     finally:
         say("Tearing down every process")
+        if proxy is not None:
+            proxy.stop()
         deployment.stop()
     left = [name for name, port in deployment.ports.items() if port_open(port)]
     processes = sum(p.poll() is None for p in deployment.processes.values()) + deployment.leftovers
