@@ -95,3 +95,48 @@ def test_deferred_sensor_leaves_no_secret_anywhere(
         assert secret not in stored
         assert secret not in log_files
     assert recording_emulator.state.snapshot()["live_tokens"] == 0
+
+
+def test_event_trigger_leaves_no_secret_or_personal_data_in_events_kwargs_or_logs(
+    recording_emulator: SignzyEmulator, leak_check, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> None:
+    """SignzyEventTrigger's kwargs, its events (an asset event's ``extra``) and its logs: no token, no key,
+    and none of the identities' personal data; a 401 on the first poll exercises the re-login path."""
+    import asyncio
+
+    from airflow_provider_signzy.triggers.events import SignzyEventTrigger
+
+    if request.node.callspec.params["recording_emulator"] == "query":
+        caplog.set_level("INFO")  # see test_deferred_sensor_leaves_no_secret_anywhere
+    personal = {"name": "Asha Verma", "pan": "ABCDE1234F", "phone": "9876543210", "email": "asha@example.com"}
+    state = recording_emulator.state
+    state.auto_status = None
+    ids = [state.create_identity("patron-demo-0001", {"type": "individualPan", **personal})["id"] for _ in range(3)]
+    recording_emulator.faults.add(
+        {"path": "/api/v2/patrons/*/identities", "method": "GET", "faults": [{"status": 401, "code": "INVALID_TOKEN"}]}
+    )
+    trigger = SignzyEventTrigger(emit_when={"status": "verified"}, poll_interval=0.05, emit_existing=True)
+    for identity_id in ids:
+        state.set_identity_status(identity_id, "verified")
+
+    async def events() -> list[object]:
+        found = []
+        watch = trigger.run()
+        try:
+            async for event in watch:
+                found.append(event)
+                if len(found) == len(ids):
+                    return found
+        finally:
+            await watch.aclose()  # as the triggerer ends a watcher: its shared token is revoked
+        raise AssertionError("the watch ended")
+
+    emitted = asyncio.run(asyncio.wait_for(events(), 30))
+    stored = json.dumps([trigger.serialize(), [e.payload for e in emitted], [repr(e) for e in emitted]])
+    assert all(identity_id in stored for identity_id in ids)  # the check below looks at the right text
+    tokens = Path(str(state.token_log)).read_text().split()
+    assert len(tokens) == 2  # the shared login, and the one after the 401
+    leak_check.assert_absent(*tokens, KEY, *personal.values())
+    for secret in (*tokens, KEY, *personal.values()):
+        assert secret not in stored
+    assert state.snapshot()["live_tokens"] == 0
