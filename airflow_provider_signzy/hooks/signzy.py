@@ -24,7 +24,7 @@ from airflow_provider_signzy.connection_form import (
     hook_form_widgets,
     hook_ui_field_behaviour,
 )
-from airflow_provider_signzy.envelope import error_from_exception, error_from_response
+from airflow_provider_signzy.envelope import answer_value, error_from_exception, error_from_response
 from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
     SignzyError,
@@ -54,6 +54,10 @@ class SendRecord(Protocol):
     def sending(self) -> None: ...
 
     def refused(self, exc: BaseException) -> None: ...
+
+
+#: In an endpoint, the logged-in patron's id (filled by the hook, the operators and the sensor).
+PATRON_PLACEHOLDER = "{patron_id}"
 
 
 class SignzyTokenAuth(AuthBase):
@@ -328,10 +332,36 @@ class SignzyHook(BaseHook):
         in once more (that token is its own, revoked on :meth:`close`); a second 401 is a permission
         problem and raises :class:`SignzyPermissionError`. A login that fails before the call, or after
         its 401, raises :class:`~airflow_provider_signzy.ledger.SignzyNotSentError`: Signzy did not act,
-        so Airflow's retries may send it.
+        so Airflow's retries may send it. ``{patron_id}`` in ``endpoint`` is the token's patron, as in the
+        operators (the hook's own token logs in for it when no ``token`` is given).
         """
         return ledger.request(
             self,
+            method,
+            self.fill_patron(endpoint, token),
+            token=token,
+            json=json,
+            params=params,
+            headers=headers,
+            idempotent=idempotent,
+            call_key=call_key,
+        )
+
+    def request_json(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        token: SignzyToken | None = None,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        call_key: str | None = None,
+    ) -> Any:
+        """:meth:`request`, returning what ``SignzyOperator`` returns: the parsed JSON answer (its text when
+        it is not JSON, None when it is empty). Not sealed: in TaskFlow, return only what XCom may hold."""
+        response = self.request(
             method,
             endpoint,
             token=token,
@@ -341,6 +371,13 @@ class SignzyHook(BaseHook):
             idempotent=idempotent,
             call_key=call_key,
         )
+        return answer_value(response)
+
+    def fill_patron(self, endpoint: str, token: SignzyToken | None = None) -> str:
+        """``endpoint`` with ``{patron_id}`` replaced by the patron of ``token`` (else of the hook's own)."""
+        if PATRON_PLACEHOLDER not in endpoint:
+            return endpoint
+        return endpoint.replace(PATRON_PLACEHOLDER, (token or self.get_token()).user_id)
 
     def call(
         self,

@@ -21,7 +21,7 @@ from airflow_provider_signzy.callbacks import (
 from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.envelope import answer_value
 from airflow_provider_signzy.exceptions import SignzyError
-from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.hooks.signzy import PATRON_PLACEHOLDER, SignzyHook
 from airflow_provider_signzy.privacy.rendered import HiddenBodies
 from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
 from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
@@ -29,9 +29,6 @@ from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
 if TYPE_CHECKING:
     import requests
     from airflow.providers.common.compat.sdk import Context
-
-
-PATRON_PLACEHOLDER = "{patron_id}"
 
 
 class SignzyLoginOperator(BaseOperator):
