@@ -98,6 +98,18 @@ class SignzyConnectionConfig:
         )
 
 
+def missing_connection(conn_id: str) -> SignzyConfigError:
+    """The error for a connection id Airflow does not know, with the three ways to create it."""
+    return SignzyConfigError(
+        f"There is no Airflow connection {conn_id!r}. Create one of type 'signzy': in the UI (Admin > "
+        f"Connections > +, type Signzy), or `airflow connections add {conn_id} --conn-type signzy --conn-host "
+        f"https://signzy.tech --conn-login <username> --conn-password <API key>`, or the environment variable "
+        f'AIRFLOW_CONN_{conn_id.upper()}=\'{{"conn_type": "signzy", "host": "https://signzy.tech", '
+        f'"login": "<username>", "password": "<API key>"}}\'',
+        conn_id=conn_id,
+    )
+
+
 def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
     try:
         extra = conn.extra_dejson

@@ -17,7 +17,7 @@ from requests.auth import AuthBase
 from tenacity import Retrying
 
 from airflow_provider_signzy import __version__, ledger
-from airflow_provider_signzy.connection import SignzyConnectionConfig
+from airflow_provider_signzy.connection import SignzyConnectionConfig, missing_connection
 from airflow_provider_signzy.connection_form import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
@@ -135,7 +135,14 @@ class SignzyHook(BaseHook):
     @cached_property
     def config(self) -> SignzyConnectionConfig:
         """The connection, read once and checked: a missing or malformed field fails here, by name."""
-        config = SignzyConnectionConfig.from_connection(self.get_connection(self.signzy_conn_id))
+        try:
+            conn = self.get_connection(self.signzy_conn_id)
+        except Exception as exc:
+            # By name: the class comes from airflow.exceptions or airflow.sdk.exceptions depending on the line.
+            if type(exc).__name__ != "AirflowNotFoundException":
+                raise
+            raise missing_connection(self.signzy_conn_id) from None
+        config = SignzyConnectionConfig.from_connection(conn)
         mask_secret(config.api_key)
         return dataclasses.replace(
             config,

@@ -50,3 +50,13 @@ def test_a_connection_that_cannot_be_opened_names_the_host(make_conn: MakeConn) 
     assert "connection could not be opened" in message
     assert "(connection 'signzy_default')" in message
     assert KEY not in message
+
+
+def test_a_missing_connection_says_how_to_create_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_SIGNZY_NOWHERE", raising=False)
+    with pytest.raises(SignzyConfigError) as raised:
+        SignzyHook("signzy_nowhere").login()
+    message = str(raised.value)
+    assert message.startswith("There is no Airflow connection 'signzy_nowhere'. Create one of type 'signzy'")
+    assert "airflow connections add signzy_nowhere --conn-type signzy" in message
+    assert "AIRFLOW_CONN_SIGNZY_NOWHERE=" in message
