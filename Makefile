@@ -76,7 +76,7 @@ docs: $(DOCS_STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf .venv .venvs .matrix dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .bench .bench-sensors docs/_build
+	rm -rf .venv .venvs .matrix dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .e2e-events .bench .bench-sensors docs/_build
 
 demo: install
 	@$(BIN)/python scripts/demo.py
@@ -92,3 +92,4 @@ bench-sensors: install
 # A local Celery deployment under concurrent load and injected faults (E2E_RUNS=20 by default).
 e2e: install
 	@$(BIN)/python scripts/e2e.py
+	@$(BIN)/python scripts/e2e_events.py
