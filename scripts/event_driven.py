@@ -175,7 +175,7 @@ def run_stream(
     wait_until(lambda: set(ids[:before]) <= emitted(), f"asset events for the first {before}", timeout, every=1)
     restarted = False
     if restart_triggerer is not None:
-        time.sleep(5)  # the watcher records what it emitted 3 s after emitting it
+        time.sleep(5)  # the watcher records what it emitted 2 s after emitting it
 
         def while_down() -> None:
             say(f"Triggerer stopped: verifying {during} identities while it is down")

@@ -62,7 +62,7 @@ class SignzyEventTrigger(BaseEventTrigger):
 
     #: Seconds between emitting events and recording them: the triggerer hands events to its supervisor,
     #: which stores them, about once a second.
-    COMMIT_DELAY = 3.0
+    COMMIT_DELAY = 2.0
 
     def __init__(
         self,
