@@ -38,7 +38,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.sensors.signzy"]}],
-        "triggers": [{"integration-name": "Signzy", "python-modules": ["airflow_provider_signzy.triggers.signzy"]}],
+        "triggers": [
+            {
+                "integration-name": "Signzy",
+                "python-modules": [
+                    "airflow_provider_signzy.triggers.signzy",
+                    "airflow_provider_signzy.triggers.events",
+                ],
+            }
+        ],
         # Also registered through the `airflow.plugins` entry point: Airflow loads provider plugins only when
         # providers are discovered eagerly ([core] lazy_discover_providers = False).
         "plugins": [{"name": "signzy", "plugin-class": "airflow_provider_signzy.privacy.plugin.SignzyPlugin"}],

@@ -23,9 +23,9 @@ from typing import Any
 
 from airflow_provider_signzy.connection import SignzyConnectionConfig
 from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
+from airflow_provider_signzy.hooks.signzy_async import SignzyAsyncHook
 from airflow_provider_signzy.retry import is_transient
 from airflow_provider_signzy.token import SignzyToken
-from airflow_provider_signzy.triggers.client import AsyncSignzyClient
 
 _LOGINS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SharedLogin]] = weakref.WeakKeyDictionary()
 #: Tokens whose revocation failed because Signzy did not answer, per connection (memory only).
@@ -51,16 +51,16 @@ class SharedLogin:
         self.log = log
         self.users = 0
         self._lock = asyncio.Lock()
-        self._client: AsyncSignzyClient | None = None
+        self._client: SignzyAsyncHook | None = None
         self._token: SignzyToken | None = None
         self._renewal: asyncio.Future[SignzyToken] | None = None
 
-    async def client(self) -> AsyncSignzyClient:
+    async def client(self) -> SignzyAsyncHook:
         """The connection's client; the connection is read on first use, without blocking the loop."""
         async with self._lock:
             return await self._client_locked()
 
-    async def _client_locked(self) -> AsyncSignzyClient:
+    async def _client_locked(self) -> SignzyAsyncHook:
         if self._client is None:
             from airflow.providers.common.compat.connection import get_async_connection
 
@@ -73,7 +73,7 @@ class SharedLogin:
                 ) from None
             config = SignzyConnectionConfig.from_connection(conn)
             await _mask(config.api_key)
-            self._client = AsyncSignzyClient(config, log=self.log)
+            self._client = SignzyAsyncHook(config, log=self.log)
         return self._client
 
     async def token(self, *, stale: SignzyToken | None = None) -> SignzyToken:
@@ -92,7 +92,7 @@ class SharedLogin:
             return await asyncio.shield(self._renewal)
 
     async def _renew(
-        self, client: AsyncSignzyClient, current: SignzyToken | None, stale: SignzyToken | None
+        self, client: SignzyAsyncHook, current: SignzyToken | None, stale: SignzyToken | None
     ) -> SignzyToken:
         fresh = await client.login(None)  # the connection's token_ttl: an hour unless it says otherwise
         self._token = fresh
@@ -113,7 +113,7 @@ class SharedLogin:
                 await self._revoke(client, orphan)
         return fresh
 
-    async def _revoke(self, client: AsyncSignzyClient, token: SignzyToken) -> None:
+    async def _revoke(self, client: SignzyAsyncHook, token: SignzyToken) -> None:
         try:
             revoked = await client.logout(token)
         except SignzyError as exc:

@@ -1,4 +1,7 @@
-"""Signzy calls on an event loop (the triggerer): ``httpx.AsyncClient`` with the hook's retry policy.
+"""SignzyAsyncHook: Signzy calls on an event loop (the triggerer), beside the sync :class:`SignzyHook`.
+
+``httpx.AsyncClient`` with the hook's retry policy. Built from a connection the caller has read (the
+triggerer must read it without blocking its loop: ``triggers/shared_login.py`` does, once per connection).
 
 The retry policy is the hook's own (:mod:`airflow_provider_signzy.retry`) through tenacity's
 ``AsyncRetrying``; errors are the hook's :class:`SignzyError` subclasses, built from the same envelope.
@@ -50,7 +53,7 @@ def error_from_httpx(
     )
 
 
-class AsyncSignzyClient:
+class SignzyAsyncHook:
     """Login, logout and authenticated calls for one connection, on the running event loop."""
 
     def __init__(self, config: SignzyConnectionConfig, *, log: Any) -> None:
