@@ -58,7 +58,8 @@ with DAG(
     def verified_identities(triggering_asset_events: Any = None) -> list[str]:
         """The identity of every event that started this run (usually one; more when they came together)."""
         events = [event for per_asset in (triggering_asset_events or {}).values() for event in per_asset]
-        return [event.extra["payload"]["id"] for event in events if "payload" in event.extra]
+        payloads = [event.extra.get("payload") or {} for event in events]
+        return [payload["id"] for payload in payloads if payload.get("id")]  # a release event has no id
 
     login = SignzyLoginOperator(token_ttl=15 * 60)
     identities = verified_identities()

@@ -137,7 +137,7 @@ def run(
     verifier.join()
 
     def emitted() -> set[str]:
-        return {e["extra"]["payload"]["id"] for e in event_driven.asset_events(api) if "payload" in (e["extra"] or {})}
+        return {i for e in event_driven.asset_events(api) if (i := event_driven.identity_of(e))}
 
     try:
         event_driven.wait_until(lambda: set(ids) <= emitted(), "an asset event for every identity", 600, every=2)
@@ -145,7 +145,9 @@ def run(
         say(str(exc))
 
     def consumed() -> set[str]:
-        return {e["extra"]["payload"]["id"] for e in event_driven.asset_events(api) if e["created_dagruns"]}
+        return {
+            i for e in event_driven.asset_events(api) if (i := event_driven.identity_of(e)) and e["created_dagruns"]
+        }
 
     def all_run() -> bool:
         return set(ids) <= consumed() and all(r["state"] in event_driven.TERMINAL for r in event_driven.dag_runs(api))

@@ -125,6 +125,12 @@ def asset_events(api: RestApi) -> list[dict[str, Any]]:
     return list(api.get("/assets/events", asset_id=asset["id"], limit=1000)["asset_events"])
 
 
+def identity_of(event: dict[str, Any]) -> str | None:
+    """The identity an asset event stands for; None for a release event (see SignzyEventTrigger)."""
+    payload = (event.get("extra") or {}).get("payload") or {}
+    return payload.get("id")
+
+
 def dag_runs(api: RestApi) -> list[dict[str, Any]]:
     return list(api.get(f"/dags/{DAG_ID}/dagRuns", limit=1000)["dag_runs"])
 
@@ -168,7 +174,7 @@ def run_stream(
             emulator.set_identity_status(identity_id, "verified")
 
     def emitted() -> set[str]:
-        return {e["extra"]["payload"]["id"] for e in asset_events(api) if "payload" in (e.get("extra") or {})}
+        return {i for e in asset_events(api) if (i := identity_of(e))}
 
     say(f"Verifying {before} identities{f', {spacing:g} s apart' if spacing else ' at once'}")
     verify(ids[:before])
@@ -192,7 +198,7 @@ def run_stream(
     wait_until(lambda: set(ids) <= emitted(), "an asset event for every verified identity", timeout, every=1)
 
     def consumed() -> set[str]:
-        return {e["extra"]["payload"]["id"] for e in asset_events(api) if e["created_dagruns"]}
+        return {i for e in asset_events(api) if (i := identity_of(e)) and e["created_dagruns"]}
 
     def runs_done() -> bool:
         return set(ids) <= consumed() and all(r["state"] in TERMINAL for r in dag_runs(api))
@@ -208,12 +214,12 @@ def run_stream(
     time.sleep(settle)
     events = asset_events(api)
     runs = dag_runs(api)
-    per_event = Counter(e["extra"]["payload"]["id"] for e in events if "payload" in (e.get("extra") or {}))
+    per_event = Counter(i for e in events if (i := identity_of(e)))
     per_run: Counter[str] = Counter()
     queued_at = {r["dag_run_id"]: parse_time(r["queued_at"]) for r in runs if r.get("queued_at")}
     to_event, to_run = [], []
     for event in events:
-        identity_id = (event.get("extra") or {}).get("payload", {}).get("id")
+        identity_id = identity_of(event)
         if identity_id not in verified_at:
             continue
         to_event.append(parse_time(event["timestamp"]) - verified_at[identity_id])

@@ -50,6 +50,11 @@ class SignzyEventTrigger(BaseEventTrigger):
     :param emit_existing: what the first poll of a new watch does with items already in the state: ``False``
         (default) takes them as handled (a baseline: only later arrivals are emitted); ``True`` emits them.
     :param signzy_conn_id: the connection; the trigger uses the triggerer's shared login and retry policy.
+    :param release_after: seconds of quiet after events that came close together (a burst) before one
+        more event, ``{"release": true}`` with no id, is emitted. Airflow's scheduler (3.0-3.3.2) creates a
+        run for the events queued up to the first one and leaves the rest of a burst to the run of the *next*
+        event (apache/airflow#56050); the release event is that next event, so a burst is handled in two runs
+        instead of waiting for the next customer. ``None``: never. Consumers skip events without ``id``.
 
     **Once.** An emitted id is remembered; where the triggerer gives this trigger an asset state store
     (Airflow 3.3+) the ids are written there ``COMMIT_DELAY`` seconds after the events leave, once the
@@ -63,6 +68,8 @@ class SignzyEventTrigger(BaseEventTrigger):
     #: Seconds between emitting events and recording them: the triggerer hands events to its supervisor,
     #: which stores them, about once a second.
     COMMIT_DELAY = 2.0
+    #: Events emitted closer than this (seconds) may fall in one scheduler loop (see ``release_after``).
+    CLOSE_EVENTS = 2.0
 
     def __init__(
         self,
@@ -76,6 +83,7 @@ class SignzyEventTrigger(BaseEventTrigger):
         poll_interval: float = 60.0,
         emit_existing: bool = False,
         signzy_conn_id: str = "signzy_default",
+        release_after: float | None = 5.0,
     ) -> None:
         super().__init__()
         self.emit_when = normalize(emit_when, name="emit_when")
@@ -93,6 +101,7 @@ class SignzyEventTrigger(BaseEventTrigger):
         self.poll_interval = float(poll_interval)
         self.emit_existing = emit_existing
         self.signzy_conn_id = signzy_conn_id
+        self.release_after = None if release_after is None else float(release_after)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -107,6 +116,7 @@ class SignzyEventTrigger(BaseEventTrigger):
                 "poll_interval": self.poll_interval,
                 "emit_existing": self.emit_existing,
                 "signzy_conn_id": self.signzy_conn_id,
+                "release_after": self.release_after,
             },
         )
 
@@ -135,6 +145,7 @@ class SignzyEventTrigger(BaseEventTrigger):
                 "Signzy event watch of %s: %d items already emitted (asset state store)", self.endpoint, len(seen)
             )
         failures = 0
+        at_risk, last_emitted = False, float("-inf")  # see release_after
         async with shared_login(self.signzy_conn_id, self.log) as login:
             while True:
                 try:
@@ -160,9 +171,16 @@ class SignzyEventTrigger(BaseEventTrigger):
                     seen.add(item_id)
                     self.log.info("Signzy event watch of %s: item %s reached %s", self.endpoint, item_id, state)
                     yield TriggerEvent({"id": item_id, "state": state})
+                    at_risk = at_risk or time.monotonic() - last_emitted < self.CLOSE_EVENTS
+                    last_emitted = time.monotonic()
                 if new:
                     await asyncio.sleep(self.COMMIT_DELAY)  # cancelled here: not recorded, emitted again
                     await record.save(seen)
+                if at_risk and self.release_after is not None and time.monotonic() - last_emitted >= self.release_after:
+                    at_risk = False
+                    self.log.info("Signzy event watch of %s: a release event for the scheduler", self.endpoint)
+                    yield TriggerEvent({"release": True})
+                    last_emitted = time.monotonic()  # an event too: one right after it is close to it
                 await asyncio.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
 
     async def _matching(self, login: SharedLogin) -> list[tuple[str, dict[str, Any]]]:

@@ -57,6 +57,7 @@ def verify(emu: SignzyEmulator, ids: list[str]) -> None:
 
 def watcher(store: MemoryStore | None = None, **kwargs: Any) -> SignzyEventTrigger:
     kwargs.setdefault("poll_interval", 0.05)
+    kwargs.setdefault("release_after", None)  # tested on its own below
     trigger = SignzyEventTrigger(emit_when={"status": "verified"}, **kwargs)
     trigger.asset_state_store = store  # what Airflow 3.3's triggerer sets on a watcher
     return trigger
@@ -88,7 +89,7 @@ class Watch:
         await asyncio.gather(self.task, return_exceptions=True)
 
     def ids(self) -> list[str]:
-        return [e["id"] for e in self.events]
+        return [e["id"] for e in self.events if "id" in e]
 
 
 @pytest.fixture(autouse=True)
@@ -371,3 +372,31 @@ def test_the_record_in_airflows_asset_state_store_survives_a_restart(
     assert sorted(after) == sorted(ids[2:])
     record = restartable().asset_state_store[asset].get(watcher().record_key)
     assert sorted(record["ids"]) == sorted(ids)
+
+
+def test_a_burst_is_followed_by_one_release_event_and_spaced_events_are_not(
+    emulator: SignzyEmulator, make_conn: Callable[..., str]
+) -> None:
+    """Airflow's scheduler leaves all but the first of a burst to the next event's run (apache/airflow#56050):
+    after a burst, once quiet for ``release_after`` s, the watcher emits that next event itself."""
+    make_conn()
+    ids = create_identities(emulator, 5)
+
+    async def scenario() -> list[dict[str, Any]]:
+        watch = Watch(watcher(release_after=0.3))
+        await watch.until(lambda: emulator.state.snapshot()["requests"].get(LIST_ROUTE, 0) >= 1, "the baseline")
+        verify(emulator, ids[:3])  # one poll finds three: a burst
+        await watch.until(lambda: len(watch.events) >= 4, "three events and a release")
+        await asyncio.sleep(SignzyEventTrigger.CLOSE_EVENTS + 0.2)
+        for identity_id in ids[3:]:  # two, far apart (watch.CLOSE_EVENTS): no release
+            verify(emulator, [identity_id])
+            count = len(watch.events)
+            await watch.until(lambda count=count: len(watch.events) > count, "the next event")
+            await asyncio.sleep(SignzyEventTrigger.CLOSE_EVENTS + 0.2)
+        await asyncio.sleep(0.5)
+        await watch.stop()
+        return watch.events
+
+    events = asyncio.run(scenario())
+    assert [sorted(e) for e in events] == [["id", "state"]] * 3 + [["release"]] + [["id", "state"]] * 2
+    assert events[3] == {"release": True}
