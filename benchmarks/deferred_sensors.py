@@ -5,7 +5,14 @@ dag-processor, triggerer, a Celery worker with 4 slots), with benchmarks/sensor_
 For each DAG: trigger one run of N mapped sensors, wait until all N wait, sample for WAIT_SECONDS how
 many hold a worker slot (running or queued), count logins while waiting, read the triggerer's memory,
 then verify every identity at once and time each sensor from that moment to leaving its wait state
-(the trigger, or the reschedule poke, saw the change) and to success (the task finished on a worker).
+(the trigger, or the reschedule poke, saw the change) and to success, and count the sensors that went
+back to a worker to finish (scheduled, queued or running after the change). The DAGs:
+``signzy_bench_deferred`` (the trigger ends the task), ``signzy_bench_handoff`` (``end_from_trigger=False``:
+each wait resumes on a worker, as before), ``signzy_bench_reschedule`` (HttpSensor).
+
+Then the event-driven example (``SENSOR_BENCH_EVENTS=0`` skips it): ``signzy_on_identity_verified``
+unpaused, its watcher polling every SENSOR_BENCH_POKE_INTERVAL, N new identities verified in one instant;
+status change -> asset event -> DAG run queued, per identity (scripts/event_driven.py).
 
     SENSOR_BENCH_N=200 SENSOR_BENCH_POKE_INTERVAL=5 .venv/bin/python benchmarks/deferred_sensors.py
 
@@ -32,6 +39,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import e2e  # noqa: E402 - the deployment of `make e2e`
+import event_driven  # noqa: E402 - the event-driven example's scenario, shared with make demo and make e2e
 
 from airflow_provider_signzy.emulator.process import EmulatorControl  # noqa: E402
 
@@ -39,8 +47,9 @@ e2e.WORK = WORK = REPO / ".bench-sensors"
 N = int(os.environ.get("SENSOR_BENCH_N", "200"))
 POKE = float(os.environ.get("SENSOR_BENCH_POKE_INTERVAL", "5"))
 WAIT_SECONDS = float(os.environ.get("SENSOR_BENCH_WAIT_SECONDS", "60"))
-DAGS = tuple(os.environ.get("SENSOR_BENCH_DAGS", "signzy_bench_deferred,signzy_bench_reschedule").split(","))
-DAGS_ALL = ("signzy_bench_deferred", "signzy_bench_reschedule")
+DAGS_ALL = ("signzy_bench_deferred", "signzy_bench_handoff", "signzy_bench_reschedule")
+DAGS = tuple(os.environ.get("SENSOR_BENCH_DAGS", ",".join(DAGS_ALL)).split(","))
+EVENTS = os.environ.get("SENSOR_BENCH_EVENTS", "1") != "0"
 TERMINAL = {"success", "failed", "skipped", "upstream_failed"}
 RUNNING, QUEUED = {"running"}, {"running", "queued"}
 
@@ -81,7 +90,7 @@ def measure(api: e2e.Api, emulator: EmulatorControl, triggerer_pid: int, dag_id:
     ]
     say(f"{dag_id}: waiting until all {N} sensors have started waiting")
     started = time.monotonic()
-    waiting_state = "deferred" if "deferred" in dag_id else "up_for_reschedule"
+    waiting_state = "up_for_reschedule" if "reschedule" in dag_id else "deferred"
     seen_waiting: set[int] = set()
     while len(seen_waiting) < N:
         # Reschedule sensors keep cycling through scheduled/queued/running: "has waited once" is the mark.
@@ -114,12 +123,18 @@ def measure(api: e2e.Api, emulator: EmulatorControl, triggerer_pid: int, dag_id:
     left_wait: dict[int, float] = {}
     done: dict[int, float] = {}
     ended: dict[int, str] = {}
+    on_worker: set[int] = set()  # went back to a worker to finish: scheduled, queued or running after the change
+    running_after: list[int] = []
     while len(ended) < N and time.time() - changed_at < 1800:
         now = time.time()
-        for ti in sensor_states(api, dag_id, run_id):
+        states = sensor_states(api, dag_id, run_id)
+        running_after.append(sum(ti["state"] in RUNNING for ti in states))
+        for ti in states:
             index = ti["map_index"]
             if waiting_state == "deferred" and index not in left_wait and ti["state"] != waiting_state:
                 left_wait[index] = now - changed_at
+            if ti["state"] in {"scheduled", "queued", "running"}:
+                on_worker.add(index)
             if index not in done and ti["state"] == "success":
                 done[index] = now - changed_at
             if ti["state"] in TERMINAL:
@@ -141,7 +156,39 @@ def measure(api: e2e.Api, emulator: EmulatorControl, triggerer_pid: int, dag_id:
         "success_max_s": max(done.values(), default=float("nan")),
         "succeeded": len(done),
         "failed": sum(state == "failed" for state in ended.values()),
+        "finished_on_a_worker": len(on_worker),
+        "running_after_max": max(running_after, default=0),
+        "logins_total": emulator.state()["logins"],
         "live_tokens_after": emulator.state()["live_tokens"],
+    }
+
+
+def measure_events(api: e2e.Api, emulator: EmulatorControl, emulator_url: str) -> dict[str, Any]:
+    """N identities verified in one instant -> N asset events -> DAG runs of the event-driven example."""
+    emulator.reset()
+    dag_id = event_driven.DAG_ID
+    api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    rest = event_driven.RestApi(api.base)
+    rest.session.headers.update(api.session.headers)
+    say(f"{dag_id}: waiting for its watcher (registered when the DAG processor parses the unpaused DAG)")
+    event_driven.watcher_ready(emulator, rest, seconds=600)
+    started = time.monotonic()
+    outcome = event_driven.run_stream(rest, emulator, emulator_url, before=N, settle=10, run_timeout=300)
+    state = emulator.state()
+    return {
+        "dag_id": dag_id,
+        "identities": len(outcome.verified),
+        "events": sum(outcome.events_per_identity.values()),
+        "each_once": outcome.each_once,
+        "twice": len(outcome.twice),
+        "missing": len(outcome.missing),
+        "not_run": len(outcome.not_run),
+        "runs": outcome.runs,
+        "runs_succeeded": outcome.runs_succeeded,
+        "to_event": outcome.latency(outcome.to_event),
+        "to_run": outcome.latency(outcome.to_run),
+        "watcher_logins": state["logins"] - 1 - outcome.runs,  # less the script's own and one per run
+        "seconds": time.monotonic() - started,
     }
 
 
@@ -151,16 +198,23 @@ def main() -> int:
     (WORK / "logs").mkdir(parents=True)
     deployment = e2e.Deployment(e2e.ensure_prerequisites())
     results = []
+    events: dict[str, Any] | None = None
     try:
         say("Starting PostgreSQL, Redis and the Signzy emulator on 127.0.0.1")
         db_url = deployment.start_postgres()
         broker = deployment.start_redis()
         emulator_url = deployment.start_emulator()
         api_port = e2e.free_port()
-        env = e2e.airflow_env(db_url, broker, emulator_url, api_port)
+        env = e2e.airflow_env(db_url, broker, emulator_url, api_port, outage_url=emulator_url)  # no outage here
+        dags = WORK / "dags"  # the sensor DAGs and the event-driven example (paused until its turn)
+        dags.mkdir()
+        shutil.copy(REPO / "benchmarks" / "sensor_dags" / "signzy_bench_sensors.py", dags)
+        shutil.copy(REPO / "dags_examples" / "signzy_start_on_verification.py", dags)
         env.update(
             {
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "benchmarks" / "sensor_dags"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+                "SIGNZY_EXAMPLE_POLL_INTERVAL": str(POKE),
                 "AIRFLOW__CORE__PARALLELISM": "64",
                 "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, N)),
                 "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "1000",
@@ -190,16 +244,19 @@ def main() -> int:
         for dag_id in DAGS:
             results.append(measure(api, emulator, triggerer_pid, dag_id))
             print(json.dumps(results[-1]), flush=True)
+        if EVENTS:
+            events = measure_events(api, emulator, emulator_url)
+            print(json.dumps(events), flush=True)
     finally:
         say("Tearing down every process")
         deployment.stop()
-    report(results)
+    report(results, events)
     return 0
 
 
-def report(results: list[dict[str, Any]]) -> None:
+def report(results: list[dict[str, Any]], events: dict[str, Any] | None = None) -> None:
     by_dag = {r["dag_id"]: r for r in results}
-    ours, theirs = by_dag.get(DAGS_ALL[0]), by_dag.get(DAGS_ALL[1])
+    columns = [by_dag.get(dag_id) for dag_id in DAGS_ALL]
     rows = [
         ("worker slots held while waiting: running sensors (max / mean)", "running_max", "running_mean", "0"),
         ("sensors queued or running while waiting (max)", "queued_or_running_max", None, "0"),
@@ -212,7 +269,19 @@ def report(results: list[dict[str, Any]]) -> None:
             "left_wait_max_s",
             f"<= {POKE + 2:g}",
         ),
-        ("status change -> task success (p50 / max, s)", "success_p50_s", "success_max_s", "-"),
+        (
+            "status change -> task success (p50 / max, s)",
+            "success_p50_s",
+            "success_max_s",
+            f"<= {POKE + 2:g} / <= {2 * POKE + 5:g}",
+        ),
+        (
+            "sensors that went back to a worker to finish / most running at once",
+            "finished_on_a_worker",
+            "running_after_max",
+            "0",
+        ),
+        ("logins in all (the create task's 1 included)", "logins_total", None, "2"),
         ("sensors succeeded / failed", "succeeded", "failed", f"{N} / 0"),
         ("live tokens after the run (HttpSensor's: its templated token)", "live_tokens_after", None, "0 (ours)"),
     ]
@@ -220,8 +289,9 @@ def report(results: list[dict[str, Any]]) -> None:
         f"N={N} sensors, poke_interval={POKE:g} s, one Celery worker with 4 slots, "
         f"{os.cpu_count()} cores; sampled {WAIT_SECONDS:.0f} s while all waited.",
         "",
-        "| figure | SignzySensor (deferrable) | HttpSensor (reschedule) | goal |",
-        "|---|---|---|---|",
+        "| figure | SignzySensor, ends in the triggerer | SignzySensor, `end_from_trigger=False` (before) "
+        "| HttpSensor (reschedule) | goal |",
+        "|---|---|---|---|---|",
     ]
 
     def cell(result: dict[str, Any] | None, first: str, second: str | None) -> str:
@@ -234,7 +304,24 @@ def report(results: list[dict[str, Any]]) -> None:
         return fmt(result[first]) + (f" / {fmt(result[second])}" if second else "")
 
     for label, first, second, goal in rows:
-        lines.append(f"| {label} | {cell(ours, first, second)} | {cell(theirs, first, second)} | {goal} |")
+        cells = " | ".join(cell(column, first, second) for column in columns)
+        lines.append(f"| {label} | {cells} | {goal} |")
+    if events is not None:
+        lines += [
+            "",
+            f"Event-driven example: {events['identities']} identities verified in one instant, watcher polling "
+            f"every {POKE:g} s.",
+            "",
+            "| figure | measured |",
+            "|---|---|",
+            f"| asset events / each identity once / twice / none | {events['events']} / "
+            f"{'yes' if events['each_once'] else 'no'} / {events['twice']} / {events['missing']} |",
+            f"| status change -> asset event (p50 / max) | {events['to_event']} |",
+            f"| status change -> DAG run queued (p50 / max) | {events['to_run']} |",
+            f"| DAG runs (succeeded) / events no run consumed | {events['runs']} ({events['runs_succeeded']}) / "
+            f"{events['not_run']} |",
+            f"| the watcher's logins | {events['watcher_logins']} |",
+        ]
     table = "\n".join(lines)
     print(table)
     (WORK / "results.md").write_text(table + "\n")

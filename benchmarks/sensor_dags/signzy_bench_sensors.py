@@ -1,6 +1,9 @@
 """DAGs for benchmarks/deferred_sensors.py: N sensors waiting at once for N identities to be verified.
 
-- ``signzy_bench_deferred``: ``SignzySensor(deferrable=True)``, mapped over the identities.
+- ``signzy_bench_deferred``: ``SignzySensor(deferrable=True)``, mapped over the identities; the trigger ends
+  each task itself (no ``response_check``).
+- ``signzy_bench_handoff``: the same with ``end_from_trigger=False``: each finished wait resumes on a
+  worker (the behaviour before the sensor could end in the triggerer).
 - ``signzy_bench_reschedule``: the comparison, ``HttpSensor(mode="reschedule")`` with a response_check
   (which is why it cannot defer: apache/airflow issue 40209). Its token travels as a templated header,
   as users of HttpSensor do: a benchmark-only shortcut that stores the token in rendered fields.
@@ -32,16 +35,16 @@ def create_identities() -> list[str]:
     return ids
 
 
-with DAG(
-    "signzy_bench_deferred", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, max_active_tasks=N + 8
-):
-    SignzySensor.partial(
-        task_id="wait",
-        success_when={"status": "verified"},
-        deferrable=True,
-        poke_interval=POKE_INTERVAL,
-        timeout=3600,
-    ).expand(endpoint=create_identities().map(lambda identity_id: IDENTITY + identity_id))
+for dag_id, end_from_trigger in (("signzy_bench_deferred", None), ("signzy_bench_handoff", False)):
+    with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, max_active_tasks=N + 8):
+        SignzySensor.partial(
+            task_id="wait",
+            success_when={"status": "verified"},
+            deferrable=True,
+            poke_interval=POKE_INTERVAL,
+            timeout=3600,
+            end_from_trigger=end_from_trigger,
+        ).expand(endpoint=create_identities().map(lambda identity_id: IDENTITY + identity_id))
 
 
 @task
