@@ -73,7 +73,7 @@ matrix:
 # The site in docs/_build/html; a warning (a broken reference, a missing include, a docstring autodoc
 # cannot read) fails the build. The pages document this tree (docs/conf.py puts it first on sys.path).
 docs: $(DOCS_STAMP)
-	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf .venv .venvs .matrix dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .demo .e2e .e2e-events .bench .bench-sensors docs/_build
