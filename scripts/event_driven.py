@@ -142,7 +142,8 @@ def parse_time(value: str) -> float:
 def watcher_ready(emulator: EmulatorControl, api: RestApi, seconds: float = 300) -> None:
     """The DAG parsed and unpaused, and its watcher's first poll (the baseline) done."""
     wait_until(lambda: api.get(f"/dags/{DAG_ID}")["is_paused"] is False, f"{DAG_ID} parsed and unpaused", seconds)
-    wait_until(lambda: emulator.state()["requests"].get(LIST_ROUTE, 0) >= 1, "the watcher's first poll", seconds)
+    # A second poll: the first (the baseline) has then been answered; a change before that is baseline.
+    wait_until(lambda: emulator.state()["requests"].get(LIST_ROUTE, 0) >= 2, "the watcher's first poll", seconds)
 
 
 def run_stream(
