@@ -580,8 +580,11 @@ def test_a_task_with_paid_calls_logs_one_summary_line_and_emits_metrics(
     run = run_dag(_batch_dag("faults_summary", bodies(5, "s"), max_concurrency=1))
     assert str(run.state) == "success", task_states(run)
     output = console_text(capfd)
-    [line] = [part for part in output.split("Signzy paid calls")[1:]]
-    assert "sent 3, replayed 0, refused 1, unknown 1" in line
+    summaries = output.split("Signzy paid calls")[1:]
+    # One per task: as many as the hook's one login line (the same logger), since Airflow 3.0's dag.test()
+    # prints each task log line twice on the console (its task handler and the root logger's).
+    assert len(summaries) == output.count("Logged in to Signzy as patron") >= 1, summaries
+    assert all("sent 3, replayed 0, refused 1, unknown 1" in line for line in summaries)
     calls = Counter()
     for stat, count, tags in emitted:
         assert not any(s in json.dumps(tags) for s in ("patron-demo-0001", "@kyc.in"))
