@@ -8,7 +8,8 @@ Copy this DAG to act on each customer Signzy verifies (open the account, notify 
   on Airflow 3.3+ (the asset state store remembers what was emitted);
 - the DAG is scheduled on that asset. Airflow starts one run per event, except that events arriving
   before the scheduler creates the next run share one run: so the run maps one task per identity over
-  all its triggering events, and every verified customer is handled exactly once either way;
+  all its triggering events. An identity emitted twice (verified just before a triggerer stop) is
+  handled only by the run of its first event, so every verified customer is handled exactly once;
 - the run reads each identity with one login (teardown revokes it) and keeps the answers sealed in XCom;
   the last task opens them and passes on only ids and statuses.
 
@@ -44,6 +45,12 @@ VERIFIED_IDENTITIES = Asset(
     ],
 )
 
+
+def identity_of(event: Any) -> str | None:
+    """The identity id in a SignzyEventTrigger event's ``extra`` (None for a release or hand-made event)."""
+    return ((event.extra or {}).get("payload") or {}).get("id")
+
+
 with DAG(
     dag_id="signzy_on_identity_verified",
     schedule=[VERIFIED_IDENTITIES],
@@ -54,12 +61,26 @@ with DAG(
     tags=["signzy", "example", "event-driven"],
 ) as dag:
 
-    @task
-    def verified_identities(triggering_asset_events: Any = None) -> list[str]:
-        """The identity of every event that started this run (usually one; more when they came together)."""
+    @task(inlets=[VERIFIED_IDENTITIES])
+    def verified_identities(
+        triggering_asset_events: Any = None, inlet_events: Any = None, run_id: str | None = None
+    ) -> list[str]:
+        """The identities this run handles: those of the events that started it, each in one run only.
+
+        The watcher emits an identity at least once: one verified in the seconds before a triggerer stop
+        can be emitted again after the restart. The identity's first asset event decides: the run that
+        consumed it handles the identity, a run started by a repeat skips it.
+        """
         events = [event for per_asset in (triggering_asset_events or {}).values() for event in per_asset]
-        payloads = [event.extra.get("payload") or {} for event in events]
-        return [payload["id"] for payload in payloads if payload.get("id")]  # a release event has no id
+        ids = list(dict.fromkeys(i for event in events if (i := identity_of(event))))  # a release event has none
+        if not ids:
+            return []
+        first: dict[str, Any] = {}
+        for event in inlet_events[VERIFIED_IDENTITIES]:
+            identity = identity_of(event)
+            if identity in ids and (identity not in first or event.id < first[identity].id):
+                first[identity] = event
+        return [i for i in ids if i not in first or any(r.run_id == run_id for r in first[i].created_dagruns)]
 
     login = SignzyLoginOperator(token_ttl=15 * 60)
     identities = verified_identities()

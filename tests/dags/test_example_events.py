@@ -73,14 +73,46 @@ def test_the_watcher_emits_each_verified_identity(example: Any, dag_env: SignzyE
     assert all(e["state"] == {"status": "verified"} for e in events)
 
 
+def event(event_id: int, identity: str | None, *runs: str) -> SimpleNamespace:
+    """An asset event as the task sees it (triggering: extra; inlet: also id and the runs that consumed it)."""
+    payload = {"id": identity, "state": {"status": "verified"}} if identity else None
+    extra = {"from_trigger": True, "payload": payload} if payload else {}
+    return SimpleNamespace(id=event_id, extra=extra, created_dagruns=[SimpleNamespace(run_id=r) for r in runs])
+
+
 def test_the_first_task_reads_every_triggering_event(example: Any) -> None:
     read = example.task_dict["verified_identities"].python_callable
-    events = {
-        "asset": [
-            SimpleNamespace(extra={"from_trigger": True, "payload": {"id": "a1", "state": {"status": "verified"}}}),
-            SimpleNamespace(extra={"from_trigger": True, "payload": {"id": "b2", "state": {"status": "verified"}}}),
-            SimpleNamespace(extra={}),  # an event posted by hand, without a payload
-        ]
-    }
-    assert read(triggering_asset_events=events) == ["a1", "b2"]
-    assert read(triggering_asset_events=None) == []
+    stored = [event(1, "a1", "run-1"), event(2, "b2", "run-1"), event(3, None, "run-1")]
+    triggering = {"asset": [*stored, SimpleNamespace(extra={})]}  # the last one posted by hand, no payload
+    assert read(triggering_asset_events=triggering, inlet_events=InletEvents(stored), run_id="run-1") == [
+        "a1",
+        "b2",
+    ]
+    assert read(triggering_asset_events=None, inlet_events=InletEvents([]), run_id="run-1") == []
+
+
+def test_an_identity_emitted_twice_is_handled_by_the_run_of_its_first_event(example: Any) -> None:
+    """A triggerer stopped right after emitting may emit an identity again: only one run handles it."""
+    read = example.task_dict["verified_identities"].python_callable
+    first, repeat, other = event(7, "a1", "run-1"), event(9, "a1", "run-2"), event(10, "c3", "run-2")
+    stored = InletEvents([first, repeat, other])
+    assert read(triggering_asset_events={"asset": [first]}, inlet_events=stored, run_id="run-1") == ["a1"]
+    assert read(triggering_asset_events={"asset": [repeat, other]}, inlet_events=stored, run_id="run-2") == ["c3"]
+    # The repeat consumed first, its first event still waiting for a run (apache/airflow#56050): the later
+    # run of the first event handles it, the repeat's run does not.
+    waiting = event(7, "a1")
+    stored = InletEvents([waiting, repeat])
+    assert read(triggering_asset_events={"asset": [repeat]}, inlet_events=stored, run_id="run-2") == []
+    consumed = InletEvents([event(7, "a1", "run-3"), repeat])
+    assert read(triggering_asset_events={"asset": [waiting]}, inlet_events=consumed, run_id="run-3") == ["a1"]
+
+
+class InletEvents:
+    """The task's ``inlet_events``: the watched asset's stored events (Airflow 3.0's Asset is unhashable)."""
+
+    def __init__(self, events: list[SimpleNamespace]) -> None:
+        self.events = events
+
+    def __getitem__(self, asset: Any) -> list[SimpleNamespace]:
+        assert asset == watched_asset(None), asset
+        return self.events
