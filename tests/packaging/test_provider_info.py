@@ -18,7 +18,11 @@ def listed_modules(kind: str) -> set[str]:
 
 
 def public_classes(package: str) -> dict[str, list[str]]:
-    """Module -> the public classes defined in it, for every module of ``airflow_provider_signzy.<package>``."""
+    """Module -> the public classes defined in it, for every module of ``airflow_provider_signzy.<package>``.
+
+    Public: not underscored, and in the module's ``__all__`` when it has one (the hook's inner layers,
+    ``hooks/transport.py`` and ``hooks/tokens.py``, declare ``__all__ = []``: SignzyHook is their face).
+    """
     from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
     from airflow.triggers.base import BaseTrigger
 
@@ -30,7 +34,10 @@ def public_classes(package: str) -> dict[str, list[str]]:
         classes = [
             name
             for name, obj in inspect.getmembers(module, inspect.isclass)
-            if obj.__module__ == module.__name__ and not name.startswith("_") and issubclass(obj, bases)
+            if obj.__module__ == module.__name__
+            and not name.startswith("_")
+            and name in getattr(module, "__all__", [name])
+            and issubclass(obj, bases)
         ]
         if classes:
             found[info.name] = classes
