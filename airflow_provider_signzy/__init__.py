@@ -11,7 +11,7 @@ PACKAGE_NAME = "airflow-provider-signzy"
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata for Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point)."""
-    from airflow_provider_signzy.connection_form import CONN_FIELDS, CONN_TYPE, UI_FIELD_BEHAVIOUR
+    from airflow_provider_signzy.utils.connection_form import CONN_FIELDS, CONN_TYPE, UI_FIELD_BEHAVIOUR
 
     return {
         "package-name": PACKAGE_NAME,

@@ -11,16 +11,17 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
-from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
+from airflow_provider_signzy.exceptions import SignzyError
+from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.utils.token_xcom import (
+    DEFAULT_LOGIN_TASK_ID,
+    pull_token_record,
+    token_from_record,
+)
 
 if TYPE_CHECKING:
-    from airflow_provider_signzy.hooks.signzy import SignzyHook
-    from airflow_provider_signzy.token import SignzyToken
+    pass
 
-#: The XCom key under which SignzyLoginOperator stores the token record.
-TOKEN_XCOM_KEY = "signzy_token"
-DEFAULT_LOGIN_TASK_ID = "signzy_login"
 #: Revocation is a small idempotent call: a few seconds, two attempts, fits in a callback's time limit.
 REVOKE_TIMEOUT = 5.0
 REVOKE_MAX_ATTEMPTS = 2
@@ -39,33 +40,6 @@ def _callback_logger() -> Any:
 
 
 log = _callback_logger()
-
-
-def pull_token_record(ti: Any, login_task_id: str) -> Any:
-    """The token record the login task pushed, or None when it pushed none."""
-    return ti.xcom_pull(task_ids=login_task_id, key=TOKEN_XCOM_KEY)
-
-
-def token_from_record(hook: SignzyHook, record: Any, login_task_id: str) -> SignzyToken:
-    """Decrypt the token in a login task's record for ``hook``'s connection, and mask it in this process.
-
-    Masking is per process: every task that holds the token needs its own mask.
-    """
-    from airflow.providers.common.compat.sdk import mask_secret
-
-    from airflow_provider_signzy.token import SignzyToken, TokenCipher
-
-    source = f"XCom of task {login_task_id!r}"
-    if isinstance(record, dict) and record.get("conn_id") not in (None, hook.signzy_conn_id):
-        raise SignzyConfigError(
-            f"The token in {source} was issued for connection {record['conn_id']!r}, but this task uses "
-            f"{hook.signzy_conn_id!r}: give both tasks the same signzy_conn_id",
-            conn_id=hook.signzy_conn_id,
-        )
-    cipher = TokenCipher.for_connection(hook.config.extra, hook.signzy_conn_id)
-    token = SignzyToken.from_xcom(record, cipher, source=source)
-    mask_secret(token.id)
-    return token
 
 
 def revoke_run_token(

@@ -25,7 +25,7 @@ def main() -> None:
     with emulator_process() as emulator:
         set_connections(emulator.url, backoff_initial=INITIAL, backoff_max=MAXIMUM, max_attempts=ATTEMPTS)
         from airflow_provider_signzy.hooks.signzy import SignzyHook
-        from airflow_provider_signzy.retry import planned_wait_bounds
+        from airflow_provider_signzy.utils.retry_policy import planned_wait_bounds
 
         path = f"/api/v2/patrons/{PATRON_ID}/identities"
         fresh_costs, recoveries, relogins = [], [], []

@@ -2,7 +2,7 @@
 
 :class:`SignzyBatch` is the engine of :class:`~airflow_provider_signzy.operators.batch.SignzyBatchOperator`
 and works as well from a TaskFlow task. One hook (thread-safe: a session per thread, one re-login for all)
-and one token serve every call; a :class:`~airflow_provider_signzy.pacing.CallPacer` bounds the rate,
+and one token serve every call; a :class:`~airflow_provider_signzy.utils.call_pacing.CallPacer` bounds the rate,
 makes every thread back off together when Signzy answers with a rate limit, and is the batch's gate: a
 circuit breaker that trips after ``circuit_breaker`` calls in a row could not reach Signzy (or got a
 5xx), a SIGTERM, or a ledger write that failed closes it, and no call starts after that. Non-idempotent

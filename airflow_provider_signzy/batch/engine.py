@@ -18,15 +18,15 @@ from urllib.parse import quote
 from airflow_provider_signzy.batch.outcomes import INVALID, _Call, item_result
 from airflow_provider_signzy.batch.recording import BatchRecording
 from airflow_provider_signzy.ledger import BatchLedger, SignzyNotSentError, body_digest, unreachable
-from airflow_provider_signzy.pacing import CallPacer
-from airflow_provider_signzy.retry import IDEMPOTENT_METHODS
-from airflow_provider_signzy.token import TokenCipher
+from airflow_provider_signzy.utils.call_pacing import CallPacer
+from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
+from airflow_provider_signzy.utils.retry_policy import IDEMPOTENT_METHODS
 
 if TYPE_CHECKING:
     import requests
 
     from airflow_provider_signzy.hooks.signzy import SignzyHook
-    from airflow_provider_signzy.token import SignzyToken
+    from airflow_provider_signzy.utils.access_token import SignzyToken
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 PROGRESS_EVERY = 5.0
@@ -125,7 +125,9 @@ class SignzyBatch(BatchRecording):
                     method=self.method,
                     endpoint=self.endpoint,
                     ledger_key=self.ledger_key,
-                    cipher_factory=lambda: TokenCipher.for_connection(self.hook.config.extra, self.hook.signzy_conn_id),
+                    cipher_factory=lambda: SignzyCipher.for_connection(
+                        self.hook.config.extra, self.hook.signzy_conn_id
+                    ),
                     log=self.log,
                 )
             to_send = self._resume(calls)

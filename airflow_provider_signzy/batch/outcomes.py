@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.ledger import SignzyNotSentError
-from airflow_provider_signzy.pacing import CallsStopped
+from airflow_provider_signzy.utils.call_pacing import CallsStopped
 
 #: What happened to an item: sent and answered 2xx in this try; replayed from an earlier try's success;
 #: refused by Signzy without effect (4xx, rate limit, never reached it), or not sent (the batch stopped);

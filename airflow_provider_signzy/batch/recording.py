@@ -20,7 +20,6 @@ from airflow_provider_signzy.batch.outcomes import (
     item_result,
 )
 from airflow_provider_signzy.batch.reporting import BatchReporting
-from airflow_provider_signzy.envelope import answer_value
 from airflow_provider_signzy.ledger import (
     KEEP_UNKNOWN,
     REPLAY,
@@ -33,8 +32,9 @@ from airflow_provider_signzy.ledger import (
     not_sent,
     replayed_response,
 )
-from airflow_provider_signzy.pacing import CallsStopped
 from airflow_provider_signzy.privacy.scrub import scrub
+from airflow_provider_signzy.utils.call_pacing import CallsStopped
+from airflow_provider_signzy.utils.error_envelope import answer_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -7,7 +7,6 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_signzy import metrics
 from airflow_provider_signzy.batch.outcomes import (
     INVALID,
     NOT_SENT,
@@ -20,10 +19,11 @@ from airflow_provider_signzy.batch.outcomes import (
     _Call,
 )
 from airflow_provider_signzy.ledger import BatchLedger, ranges
+from airflow_provider_signzy.utils import call_metrics
 
 if TYPE_CHECKING:
     from airflow_provider_signzy.hooks.signzy import SignzyHook
-    from airflow_provider_signzy.pacing import CallPacer
+    from airflow_provider_signzy.utils.call_pacing import CallPacer
 
 
 class BatchReporting:
@@ -101,16 +101,16 @@ class BatchReporting:
         paid = not self.idempotent
         account = self.hook.account
         for outcome, metric in (
-            (SUCCEEDED_NOW, metrics.SUCCEEDED),
-            (REPLAYED, metrics.REPLAYED),
-            (REFUSED, metrics.REFUSED),
-            (UNKNOWN, metrics.UNKNOWN),
-            (NOT_SENT, metrics.NOT_SENT),
+            (SUCCEEDED_NOW, call_metrics.SUCCEEDED),
+            (REPLAYED, call_metrics.REPLAYED),
+            (REFUSED, call_metrics.REFUSED),
+            (UNKNOWN, call_metrics.UNKNOWN),
+            (NOT_SENT, call_metrics.NOT_SENT),
         ):
             delta = self.counts[outcome] - self._accounted[outcome]
             if delta > 0:
                 if not paid and outcome in (REFUSED, UNKNOWN):
-                    metric = metrics.FAILED
+                    metric = call_metrics.FAILED
                 account.settled(self.method, self.endpoint, metric, paid=paid, count=delta)
                 self._accounted[outcome] += delta
         account.flush()

@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_signzy import ledger
-from airflow_provider_signzy.connection_form import (
+from airflow_provider_signzy.exceptions import SignzyError
+from airflow_provider_signzy.hooks.tokens import SendRecord, SignzyTokenOwner
+from airflow_provider_signzy.hooks.transport import SignzyTokenAuth
+from airflow_provider_signzy.utils.access_token import SignzyToken
+from airflow_provider_signzy.utils.connection_form import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
     hook_form_widgets,
     hook_ui_field_behaviour,
 )
-from airflow_provider_signzy.envelope import answer_value
-from airflow_provider_signzy.exceptions import SignzyError
-from airflow_provider_signzy.hooks.tokens import SendRecord, SignzyTokenOwner
-from airflow_provider_signzy.hooks.transport import SignzyTokenAuth
-from airflow_provider_signzy.retry import IDEMPOTENT_METHODS
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.utils.error_envelope import answer_value
+from airflow_provider_signzy.utils.retry_policy import IDEMPOTENT_METHODS
 
 if TYPE_CHECKING:
     from types import TracebackType

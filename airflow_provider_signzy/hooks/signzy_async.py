@@ -3,7 +3,7 @@
 ``httpx.AsyncClient`` with the hook's retry policy. Built from a connection the caller has read (the
 triggerer must read it without blocking its loop: ``triggers/shared_login.py`` does, once per connection).
 
-The retry policy is the hook's own (:mod:`airflow_provider_signzy.retry`) through tenacity's
+The retry policy is the hook's own (:mod:`airflow_provider_signzy.utils.retry_policy`) through tenacity's
 ``AsyncRetrying``; errors are the hook's :class:`SignzyError` subclasses, built from the same envelope.
 """
 
@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from airflow_provider_signzy import __version__
-from airflow_provider_signzy.envelope import connection_error, error_from_response
 from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyConnectionError
-from airflow_provider_signzy.login import login_body, refused_login, token_from_answer
 from airflow_provider_signzy.privacy.http_logs import strip_httpx_query_strings
-from airflow_provider_signzy.retry import build_async_retrying
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.utils.access_token import SignzyToken
+from airflow_provider_signzy.utils.error_envelope import connection_error, error_from_response
+from airflow_provider_signzy.utils.login_exchange import login_body, refused_login, token_from_answer
+from airflow_provider_signzy.utils.retry_policy import build_async_retrying
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying
 
-    from airflow_provider_signzy.connection import SignzyConnectionConfig
+    from airflow_provider_signzy.utils.connection_config import SignzyConnectionConfig
 
 
 def error_from_httpx(

@@ -12,8 +12,8 @@ from airflow.providers.common.compat.sdk import mask_secret
 from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyError, SignzyPermissionError
 from airflow_provider_signzy.hooks.transport import SignzyTransport
 from airflow_provider_signzy.ledger import not_sent
-from airflow_provider_signzy.login import login_body, refused_login, token_from_answer
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.utils.access_token import SignzyToken
+from airflow_provider_signzy.utils.login_exchange import login_body, refused_login, token_from_answer
 
 if TYPE_CHECKING:
     import requests

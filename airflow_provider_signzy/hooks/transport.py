@@ -17,18 +17,18 @@ from requests.auth import AuthBase
 from tenacity import Retrying
 
 from airflow_provider_signzy import __version__
-from airflow_provider_signzy.connection import SignzyConnectionConfig, missing_connection
-from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
-from airflow_provider_signzy.envelope import error_from_exception, error_from_response
 from airflow_provider_signzy.exceptions import SignzyRateLimitError
 from airflow_provider_signzy.ledger import not_sent
-from airflow_provider_signzy.metrics import CallAccount
-from airflow_provider_signzy.pacing import CallsStopped
-from airflow_provider_signzy.retry import build_retrying
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.utils.access_token import SignzyToken
+from airflow_provider_signzy.utils.call_metrics import CallAccount
+from airflow_provider_signzy.utils.call_pacing import CallsStopped
+from airflow_provider_signzy.utils.connection_config import SignzyConnectionConfig, missing_connection
+from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.utils.error_envelope import error_from_exception, error_from_response
+from airflow_provider_signzy.utils.retry_policy import build_retrying
 
 if TYPE_CHECKING:
-    from airflow_provider_signzy.pacing import CallPacer
+    from airflow_provider_signzy.utils.call_pacing import CallPacer
 
 #: An inner layer of SignzyHook, not an API of its own: use :class:`~airflow_provider_signzy.hooks.signzy.SignzyHook`.
 __all__: list[str] = []
@@ -71,9 +71,9 @@ class SignzyTransport(BaseHook):
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
-        #: Optional :class:`~airflow_provider_signzy.pacing.CallPacer` shared by threads that call at once.
+        #: Optional :class:`~airflow_provider_signzy.utils.call_pacing.CallPacer` shared by threads that call at once.
         self.pacer: CallPacer | None = None
-        #: This hook's calls, counted: the task's summary line and its metrics (:mod:`..metrics`).
+        #: This hook's calls, counted: the task's summary line and its metrics (:mod:`..utils.call_metrics`).
         self.account = CallAccount(self.log)
 
     @cached_property

@@ -18,7 +18,7 @@ of the same call finds the entry and:
 What is acted on: the token is obtained (login, renewal) *before* "sending" is written, and the one
 re-login after a 401 happens after the entry says "not acted"; so only the paid request itself can make
 an outcome unknown. The answer in hand is never dropped: when the outcome cannot be recorded (after the
-store-write retries of :func:`~airflow_provider_signzy.retry.build_store_retrying`), the call still
+store-write retries of :func:`~airflow_provider_signzy.utils.retry_policy.build_store_retrying`), the call still
 returns it, and the log says (without the answer) that the ledger could not record it.
 
 **One record format** (version :data:`LEDGER_VERSION`), for single calls and batch windows alike::

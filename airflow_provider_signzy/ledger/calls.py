@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from airflow_provider_signzy import metrics
 from airflow_provider_signzy.exceptions import SignzyError, SignzyOutcomeUnknownError
 from airflow_provider_signzy.ledger.records import (
     CALL,
@@ -26,13 +25,15 @@ from airflow_provider_signzy.ledger.records import (
     body_digest,
     signzy_acted,
 )
-from airflow_provider_signzy.retry import IDEMPOTENT_METHODS
+from airflow_provider_signzy.utils import call_metrics
+from airflow_provider_signzy.utils.retry_policy import IDEMPOTENT_METHODS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_signzy.hooks.signzy import SignzyHook
-    from airflow_provider_signzy.token import SignzyToken, TokenCipher
+    from airflow_provider_signzy.utils.access_token import SignzyToken
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
 
 # -- answers -------------------------------------------------------------------------------------------
@@ -221,7 +222,7 @@ def open_entry(
     params: Any,
     call_key: str | None,
     conn_id: str,
-    cipher_factory: Callable[[], TokenCipher],
+    cipher_factory: Callable[[], SignzyCipher],
     log: Any,
 ) -> LedgerEntry | None:
     """The ledger entry of this call in the running task, or None where there is no task state store."""
@@ -276,21 +277,21 @@ def request(
     call_key: str | None = None,
 ) -> requests.Response:
     """One call through ``hook`` under the paid-call policy (``SignzyHook.request`` documents it)."""
-    from airflow_provider_signzy.token import TokenCipher
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
     method = method.upper()
     hook.url_for(endpoint)  # a foreign URL is refused before anything is read, written or sent
     if idempotent is None:
         idempotent = method in IDEMPOTENT_METHODS
-    account, shown = hook.account, metrics.endpoint_template(endpoint)
+    account, shown = hook.account, call_metrics.endpoint_template(endpoint)
     call = {"token": token, "json": json, "params": params, "headers": headers}
     if idempotent:
         try:
             response = hook.call(method, endpoint, idempotent=True, **call)
         except SignzyError:
-            account.settled(method, shown, metrics.FAILED, paid=False)
+            account.settled(method, shown, call_metrics.FAILED, paid=False)
             raise
-        account.settled(method, shown, metrics.SUCCEEDED, paid=False)
+        account.settled(method, shown, call_metrics.SUCCEEDED, paid=False)
         return response
     entry = open_entry(
         method=method,
@@ -299,13 +300,13 @@ def request(
         params=params,
         call_key=call_key,
         conn_id=hook.signzy_conn_id,
-        cipher_factory=lambda: TokenCipher.for_connection(hook.config.extra, hook.signzy_conn_id),
+        cipher_factory=lambda: SignzyCipher.for_connection(hook.config.extra, hook.signzy_conn_id),
         log=hook.log,
     )
     if entry is not None:
         replayed = entry.replay_or_clear()
         if replayed is not None:
-            account.settled(method, shown, metrics.REPLAYED, paid=True)
+            account.settled(method, shown, call_metrics.REPLAYED, paid=True)
             return replayed
     try:
         response = hook.call(method, endpoint, idempotent=False, record=entry, **call)
@@ -314,12 +315,12 @@ def request(
         if entry is not None and entry.sent_at is not None:
             entry.failed(exc)
         if acted is not False:
-            account.settled(method, shown, metrics.UNKNOWN, paid=True)
+            account.settled(method, shown, call_metrics.UNKNOWN, paid=True)
             raise outcome_unknown(exc, entry) from None
-        outcome = metrics.NOT_SENT if isinstance(exc, SignzyNotSentError) else metrics.REFUSED
+        outcome = call_metrics.NOT_SENT if isinstance(exc, SignzyNotSentError) else call_metrics.REFUSED
         account.settled(method, shown, outcome, paid=True)
         raise
-    account.settled(method, shown, metrics.SUCCEEDED, paid=True)
+    account.settled(method, shown, call_metrics.SUCCEEDED, paid=True)
     if entry is not None:
         entry.succeeded(response)
     return response

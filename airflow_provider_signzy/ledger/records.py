@@ -19,10 +19,10 @@ from airflow_provider_signzy.exceptions import (
     SignzyError,
     SignzyServerError,
 )
-from airflow_provider_signzy.retry import build_store_retrying
+from airflow_provider_signzy.utils.retry_policy import build_store_retrying
 
 if TYPE_CHECKING:
-    from airflow_provider_signzy.token import TokenCipher
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
 LEDGER_KEY_PREFIX = "signzy-call:"
 BATCH_KEY_PREFIX = "signzy-batch:"
@@ -183,11 +183,11 @@ class UnreadableRecord(Exception):
 class Records:
     """The task state store seen through the ledger's one record format (see the module's description).
 
-    Writes are retried under :func:`~airflow_provider_signzy.retry.build_store_retrying`; a write that
+    Writes are retried under :func:`~airflow_provider_signzy.utils.retry_policy.build_store_retrying`; a write that
     still fails raises. Reads raise :class:`UnreadableRecord` for anything but a valid record or nothing.
     """
 
-    def __init__(self, scope: TaskScope, cipher: TokenCipher, log: Any, *, limit: int | None = None) -> None:
+    def __init__(self, scope: TaskScope, cipher: SignzyCipher, log: Any, *, limit: int | None = None) -> None:
         self.scope = scope
         self.cipher = cipher
         self.log = log

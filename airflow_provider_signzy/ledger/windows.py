@@ -20,7 +20,7 @@ from airflow_provider_signzy.ledger.records import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_signzy.token import TokenCipher
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
 # -- batches -------------------------------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ class BatchLedger:
         method: str,
         endpoint: str,
         ledger_key: str | None = None,
-        cipher_factory: Callable[[], TokenCipher],
+        cipher_factory: Callable[[], SignzyCipher],
         log: Any,
     ) -> BatchLedger | None:
         """The ledger of this batch run in the running task, or None where there is no task state store."""

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_signzy.batch import CIRCUIT_BREAKER, INVALID, REFUSED, REPLAYED, UNKNOWN, SignzyBatch
-from airflow_provider_signzy.callbacks import DEFAULT_LOGIN_TASK_ID, pull_token_record, token_from_record
-from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.exceptions import SignzyError, SignzyOutcomeUnknownError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
 from airflow_provider_signzy.privacy.rendered import HiddenBodies
 from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
 from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
+from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.utils.token_xcom import DEFAULT_LOGIN_TASK_ID, pull_token_record, token_from_record
 
 if TYPE_CHECKING:
     import requests

@@ -11,20 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_signzy.callbacks import (
-    DEFAULT_LOGIN_TASK_ID,
-    TOKEN_XCOM_KEY,
-    pull_token_record,
-    revoke_run_token,
-    token_from_record,
-)
-from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
-from airflow_provider_signzy.envelope import answer_value
+from airflow_provider_signzy.callbacks import revoke_run_token
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.hooks.signzy import PATRON_PLACEHOLDER, SignzyHook
 from airflow_provider_signzy.privacy.rendered import HiddenBodies
 from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
 from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
+from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.utils.error_envelope import answer_value
+from airflow_provider_signzy.utils.token_xcom import (
+    DEFAULT_LOGIN_TASK_ID,
+    TOKEN_XCOM_KEY,
+    pull_token_record,
+    token_from_record,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -59,12 +59,12 @@ class SignzyLoginOperator(BaseOperator):
         self.token_ttl = token_ttl
 
     def execute(self, context: Context) -> None:
-        from airflow_provider_signzy.token import TokenCipher
+        from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
         hook = SignzyHook(self.signzy_conn_id)
         token = hook.login(ttl=int(self.token_ttl) if self.token_ttl else None)
         try:
-            cipher = TokenCipher.for_connection(hook.config.extra, self.signzy_conn_id)
+            cipher = SignzyCipher.for_connection(hook.config.extra, self.signzy_conn_id)
             if not cipher.encrypts:
                 self.log.warning(
                     "No Fernet key: the Signzy token is stored in XCom IN THE CLEAR. Set Airflow's "

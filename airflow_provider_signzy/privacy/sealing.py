@@ -23,11 +23,11 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.exceptions import SignzyConfigError
+from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
-    from airflow_provider_signzy.token import TokenCipher
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
 #: The key that marks a sealed value, and the version of its format.
 SEAL_KEY = "signzy_sealed"
@@ -70,7 +70,7 @@ class ResultSealer:
 
     def __init__(
         self,
-        cipher: TokenCipher | None,
+        cipher: SignzyCipher | None,
         *,
         conn_id: str,
         result_privacy: str = SEALED,
@@ -94,9 +94,9 @@ class ResultSealer:
         """A sealer for ``conn_id``; raises :class:`SignzyConfigError` when sealing is asked and no key exists."""
         if result_privacy == PLAIN:
             return cls(None, conn_id=conn_id, result_privacy=PLAIN, clear_fields=clear_fields)
-        from airflow_provider_signzy.token import TokenCipher
+        from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
-        cipher = TokenCipher.for_connection(extra, conn_id)
+        cipher = SignzyCipher.for_connection(extra, conn_id)
         if not cipher.encrypts:
             who = f"Task {task!r}" if task else "This task"
             raise SignzyConfigError(
@@ -143,14 +143,14 @@ class ResultSealer:
         return sealed
 
 
-def cipher_for(conn_id: str) -> TokenCipher:
+def cipher_for(conn_id: str) -> SignzyCipher:
     """The Fernet keys of connection ``conn_id`` (its ``xcom_fernet_key``, else Airflow's)."""
     from airflow.providers.common.compat.sdk import BaseHook
 
-    from airflow_provider_signzy.connection import _extra_dict
-    from airflow_provider_signzy.token import TokenCipher
+    from airflow_provider_signzy.utils.connection_config import _extra_dict
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
-    return TokenCipher.for_connection(_extra_dict(BaseHook.get_connection(conn_id), conn_id), conn_id)
+    return SignzyCipher.for_connection(_extra_dict(BaseHook.get_connection(conn_id), conn_id), conn_id)
 
 
 def seal(
@@ -172,7 +172,7 @@ def seal(
     return ResultSealer(cipher, conn_id=signzy_conn_id, clear_fields=fields).seal(value)
 
 
-def unseal(value: Any, *, signzy_conn_id: str | None = None, cipher: TokenCipher | None = None) -> Any:
+def unseal(value: Any, *, signzy_conn_id: str | None = None, cipher: SignzyCipher | None = None) -> Any:
     """``value`` with every sealed value inside it opened (anything else is returned as it is).
 
     Each sealed value names the connection whose keys sealed it; ``signzy_conn_id`` overrides that (a
@@ -182,7 +182,7 @@ def unseal(value: Any, *, signzy_conn_id: str | None = None, cipher: TokenCipher
     """
     if not has_sealed(value):
         return value  # the common plain case: no copy
-    ciphers: dict[str, TokenCipher] = {}
+    ciphers: dict[str, SignzyCipher] = {}
 
     def open_one(sealed: Mapping[str, Any]) -> Any:
         inner = sealed[SEAL_KEY]

@@ -21,15 +21,11 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_signzy.callbacks import DEFAULT_LOGIN_TASK_ID, pull_token_record, token_from_record
-from airflow_provider_signzy.conditions import all_match, first_match, normalize
-from airflow_provider_signzy.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
 from airflow_provider_signzy.privacy.rendered import HiddenBodies
 from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
 from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
-from airflow_provider_signzy.retry import is_transient
 from airflow_provider_signzy.triggers.signzy import (
     ERROR,
     FAILURE,
@@ -40,6 +36,10 @@ from airflow_provider_signzy.triggers.signzy import (
     current_values,
     failure_message,
 )
+from airflow_provider_signzy.utils.answer_conditions import all_match, first_match, normalize
+from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
+from airflow_provider_signzy.utils.retry_policy import is_transient
+from airflow_provider_signzy.utils.token_xcom import DEFAULT_LOGIN_TASK_ID, pull_token_record, token_from_record
 
 #: Polls in a row that may fail (each after the retry policy's attempts) before a deferred wait gives up.
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10

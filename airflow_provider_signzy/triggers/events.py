@@ -20,11 +20,11 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_signzy.conditions import all_match, lookup, normalize
 from airflow_provider_signzy.exceptions import SignzyError
-from airflow_provider_signzy.retry import is_transient
 from airflow_provider_signzy.triggers.shared_login import SharedLogin, shared_login
 from airflow_provider_signzy.triggers.signzy import poll_json, shown_value
+from airflow_provider_signzy.utils.answer_conditions import all_match, lookup, normalize
+from airflow_provider_signzy.utils.retry_policy import is_transient
 
 IDENTITIES = "/api/v2/patrons/{patron_id}/identities"
 #: The state-store key prefix; the rest is a digest of what the trigger watches.

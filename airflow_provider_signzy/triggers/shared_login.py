@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from airflow_provider_signzy.connection import SignzyConnectionConfig
 from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyError
 from airflow_provider_signzy.hooks.signzy_async import SignzyAsyncHook
-from airflow_provider_signzy.retry import is_transient
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.utils.access_token import SignzyToken
+from airflow_provider_signzy.utils.connection_config import SignzyConnectionConfig
+from airflow_provider_signzy.utils.retry_policy import is_transient
 
 _LOGINS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SharedLogin]] = weakref.WeakKeyDictionary()
 #: Tokens whose revocation failed because Signzy did not answer, per connection (memory only).

@@ -20,7 +20,6 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from packaging.version import Version
 
-from airflow_provider_signzy.conditions import all_match, first_match, lookup
 from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
     SignzyError,
@@ -29,9 +28,10 @@ from airflow_provider_signzy.exceptions import (
 )
 from airflow_provider_signzy.privacy.scrub import scrub
 from airflow_provider_signzy.privacy.sealing import DEFAULT_CLEAR_FIELDS, SEALED, ResultSealer, has_sealed, unseal
-from airflow_provider_signzy.retry import is_transient
-from airflow_provider_signzy.token import TokenCipher
 from airflow_provider_signzy.triggers.shared_login import SharedLogin, shared_login
+from airflow_provider_signzy.utils.answer_conditions import all_match, first_match, lookup
+from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
+from airflow_provider_signzy.utils.retry_policy import is_transient
 
 PATRON_PLACEHOLDER = "{patron_id}"
 
@@ -293,7 +293,7 @@ class SignzyTrigger(BaseTrigger):
         if not has_sealed(self.query_params):
             return self.query_params
         config = (await login.client()).config
-        return unseal(self.query_params, cipher=TokenCipher.for_connection(config.extra, self.signzy_conn_id))
+        return unseal(self.query_params, cipher=SignzyCipher.for_connection(config.extra, self.signzy_conn_id))
 
     async def _poll(self, login: SharedLogin) -> Any:
         """One GET with the shared token; on a 401, one fresh login, then a permission error."""

@@ -79,7 +79,7 @@ def test_odd_login_bodies_fail_clearly(
 
 def tamper(ti: Any, how: str) -> None:
     """Rewrite the login task's record as an attacker or a misconfigured worker would."""
-    from airflow_provider_signzy.callbacks import TOKEN_XCOM_KEY
+    from airflow_provider_signzy.utils.token_xcom import TOKEN_XCOM_KEY
 
     record = ti.xcom_pull(task_ids="signzy_login", key=TOKEN_XCOM_KEY)
     if how == "changed":

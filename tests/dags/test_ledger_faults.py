@@ -538,10 +538,10 @@ def test_a_replayed_batch_item_whose_answer_was_not_kept_is_not_ok(
 
     from airflow_provider_signzy.batch import SignzyBatch
     from airflow_provider_signzy.hooks.signzy import SignzyHook
-    from airflow_provider_signzy.token import TokenCipher
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
     monkeypatch.setattr(
-        TokenCipher, "for_connection", classmethod(lambda cls, extra, conn_id: cls(None, key_source="none"))
+        SignzyCipher, "for_connection", classmethod(lambda cls, extra, conn_id: cls(None, key_source="none"))
     )
     with make_dag("faults_no_answer_kept") as dag:
 

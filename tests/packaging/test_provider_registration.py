@@ -12,8 +12,8 @@ from pathlib import Path
 from airflow_version import requires_airflow
 
 import airflow_provider_signzy
-from airflow_provider_signzy.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.utils.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
 REPO = Path(__file__).resolve().parents[2]
 

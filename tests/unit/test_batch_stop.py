@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_signzy.batch import SignzyBatch, SignzyBatchInterruptedError, SignzyBatchStoppedError
 from airflow_provider_signzy.emulator import SignzyEmulator
 from airflow_provider_signzy.hooks.signzy import SignzyHook
-from airflow_provider_signzy.pacing import CallPacer, CallsStopped
+from airflow_provider_signzy.utils.call_pacing import CallPacer, CallsStopped
 
 IDENTITIES = "/api/v2/patrons/{patron_id}/identities"
 POSTS = "POST /api/v2/patrons/{userId}/identities"

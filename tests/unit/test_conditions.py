@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_signzy.conditions import all_match, first_match, normalize
+from airflow_provider_signzy.utils.answer_conditions import all_match, first_match, normalize
 
 BODY = {"status": "verified", "result": {"checks": [{"name": "pan", "ok": True}], "score": 0}}
 

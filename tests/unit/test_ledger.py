@@ -9,7 +9,6 @@ import requests
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_signzy.emulator import SignzyEmulator
-from airflow_provider_signzy.envelope import error_from_exception
 from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
     SignzyClientError,
@@ -20,6 +19,7 @@ from airflow_provider_signzy.exceptions import (
 )
 from airflow_provider_signzy.hooks.signzy import SignzyHook
 from airflow_provider_signzy.ledger import TaskScope, body_digest, signzy_acted
+from airflow_provider_signzy.utils.error_envelope import error_from_exception
 
 IDENTITIES = "/api/v2/patrons/patron-demo-0001/identities"
 
@@ -145,13 +145,13 @@ def _records(
     import logging
 
     from airflow_provider_signzy.ledger import Records
-    from airflow_provider_signzy.token import TokenCipher
+    from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
     scope = TaskScope(store=store, dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=1)
     cipher = (
-        TokenCipher.for_connection({"xcom_fernet_key": key} if key else {}, "c")
+        SignzyCipher.for_connection({"xcom_fernet_key": key} if key else {}, "c")
         if key
-        else TokenCipher(None, key_source="none")
+        else SignzyCipher(None, key_source="none")
     )
     return Records(scope, cipher, logging.getLogger("test"), limit=limit)
 

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from airflow_provider_signzy.exceptions import SignzyConfigError
 from airflow_provider_signzy.privacy import PLAIN, ResultSealer, is_sealed, seal, shape_of, unseal
 from airflow_provider_signzy.privacy.sealing import SEAL_KEY, check_privacy
-from airflow_provider_signzy.token import TokenCipher
+from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
 ANSWER = {
     "id": "idn-0001",
@@ -105,10 +105,10 @@ def test_rotated_keys_still_open_old_values(make_conn: Callable[..., str]) -> No
 
 
 def test_without_any_fernet_key_sealing_refuses_and_says_how_to_fix(conn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import airflow_provider_signzy.token as token_module
+    import airflow_provider_signzy.utils.access_token as token_module
 
     monkeypatch.setattr(token_module, "_airflow_fernet", lambda: None)  # a deployment with no [core] fernet_key
-    assert not TokenCipher.for_connection({}, "signzy_default").encrypts
+    assert not SignzyCipher.for_connection({}, "signzy_default").encrypts
     with pytest.raises(SignzyConfigError) as caught:
         sealer()
     message = str(caught.value)
@@ -153,7 +153,7 @@ def test_the_shape_shows_keys_types_and_lengths_not_values() -> None:
 
 def test_the_test_key_is_airflows() -> None:
     # The tests above seal with Airflow's [core] fernet_key unless a connection sets its own.
-    assert TokenCipher.for_connection({}, "x").key_source == "Airflow [core] fernet_key"
+    assert SignzyCipher.for_connection({}, "x").key_source == "Airflow [core] fernet_key"
     assert AIRFLOW_FERNET_KEY
 
 

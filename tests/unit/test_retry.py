@@ -12,7 +12,7 @@ from airflow_provider_signzy.exceptions import (
     SignzyRateLimitError,
     SignzyServerError,
 )
-from airflow_provider_signzy.retry import is_transient, planned_wait_bounds, safe_to_resend
+from airflow_provider_signzy.utils.retry_policy import is_transient, planned_wait_bounds, safe_to_resend
 
 
 def connection_error(reached: bool) -> SignzyConnectionError:

@@ -10,8 +10,8 @@ import json
 import pytest
 import requests
 
-from airflow_provider_signzy.envelope import error_from_response, read_envelope
 from airflow_provider_signzy.privacy.scrub import scrub
+from airflow_provider_signzy.utils.error_envelope import error_from_response, read_envelope
 
 
 def answer(status: int, body: str, content_type: str = "application/json; charset=utf-8") -> requests.Response:

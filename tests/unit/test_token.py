@@ -8,7 +8,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyResponseError
-from airflow_provider_signzy.token import DEFAULT_TTL_SECONDS, SignzyToken, TokenCipher, parse_ttl
+from airflow_provider_signzy.utils.access_token import DEFAULT_TTL_SECONDS, SignzyToken, parse_ttl
+from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
 SENT = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TOKEN = "t" * 64
@@ -75,7 +76,7 @@ def _token() -> SignzyToken:
 
 
 def test_xcom_record_is_encrypted_with_the_connection_key() -> None:
-    cipher = TokenCipher.for_connection({"xcom_fernet_key": Fernet.generate_key().decode()}, "c")
+    cipher = SignzyCipher.for_connection({"xcom_fernet_key": Fernet.generate_key().decode()}, "c")
     record = _token().to_xcom(cipher)
     assert record["encrypted"] is True
     assert TOKEN not in str(record)
@@ -84,7 +85,7 @@ def test_xcom_record_is_encrypted_with_the_connection_key() -> None:
 
 
 def test_xcom_record_uses_airflows_fernet_key_by_default() -> None:
-    cipher = TokenCipher.for_connection({}, "c")  # conftest sets [core] fernet_key
+    cipher = SignzyCipher.for_connection({}, "c")  # conftest sets [core] fernet_key
     assert cipher.key_source == "Airflow [core] fernet_key"
     record = _token().to_xcom(cipher)
     assert TOKEN not in str(record)
@@ -93,15 +94,15 @@ def test_xcom_record_uses_airflows_fernet_key_by_default() -> None:
 
 def test_key_rotation_reads_records_of_the_old_key() -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    record = _token().to_xcom(TokenCipher.for_connection({"xcom_fernet_key": old}, "c"))
-    rotated = TokenCipher.for_connection({"xcom_fernet_key": f"{new},{old}"}, "c")
+    record = _token().to_xcom(SignzyCipher.for_connection({"xcom_fernet_key": old}, "c"))
+    rotated = SignzyCipher.for_connection({"xcom_fernet_key": f"{new},{old}"}, "c")
     assert SignzyToken.from_xcom(record, rotated, source="task x").id == TOKEN
 
 
 def test_tampered_or_foreign_key_records_fail_clearly() -> None:
-    cipher = TokenCipher.for_connection({"xcom_fernet_key": Fernet.generate_key().decode()}, "c")
+    cipher = SignzyCipher.for_connection({"xcom_fernet_key": Fernet.generate_key().decode()}, "c")
     record = _token().to_xcom(cipher)
-    other = TokenCipher.for_connection({"xcom_fernet_key": Fernet.generate_key().decode()}, "c")
+    other = SignzyCipher.for_connection({"xcom_fernet_key": Fernet.generate_key().decode()}, "c")
     with pytest.raises(SignzyConfigError, match="encrypted under another key or changed"):
         SignzyToken.from_xcom(record, other, source="XCom of task 'signzy_login'")
     tampered = {**record, "token": record["token"][:-4] + "AAAA"}
@@ -110,14 +111,14 @@ def test_tampered_or_foreign_key_records_fail_clearly() -> None:
 
 
 def test_not_a_record_is_named() -> None:
-    cipher = TokenCipher(None, key_source="none")
+    cipher = SignzyCipher(None, key_source="none")
     with pytest.raises(SignzyConfigError, match="did not hold a Signzy token record"):
         SignzyToken.from_xcom("just a string", cipher, source="XCom of task 'x'")
 
 
 def test_invalid_connection_key_is_named() -> None:
     with pytest.raises(SignzyConfigError, match="'xcom_fernet_key' is not a valid Fernet key"):
-        TokenCipher.for_connection({"xcom_fernet_key": "short"}, "c")
+        SignzyCipher.for_connection({"xcom_fernet_key": "short"}, "c")
 
 
 def test_without_any_key_the_token_is_plain_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,7 +136,7 @@ def test_without_any_key_the_token_is_plain_and_says_so(monkeypatch: pytest.Monk
     monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
     forget_fernet()
     try:
-        cipher = TokenCipher.for_connection({}, "c")
+        cipher = SignzyCipher.for_connection({}, "c")
     finally:
         monkeypatch.undo()
         forget_fernet()

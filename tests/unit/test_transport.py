@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_provider_signzy.connection_form import CONN_FIELDS
 from airflow_provider_signzy.emulator import SignzyEmulator
 from airflow_provider_signzy.exceptions import SignzyConfigError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.utils.connection_form import CONN_FIELDS
 
 KEY = "demo-api-key-0123456789"
 REPO = Path(__file__).resolve().parents[2]

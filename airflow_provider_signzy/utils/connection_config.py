@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_signzy.connection_form import (
+from airflow_provider_signzy.exceptions import SignzyConfigError
+from airflow_provider_signzy.utils.connection_form import (
     CONN_FIELDS,
     CONN_TYPE,
     DEFAULT_BACKOFF_INITIAL,
@@ -20,7 +21,6 @@ from airflow_provider_signzy.connection_form import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_TTL,
 )
-from airflow_provider_signzy.exceptions import SignzyConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

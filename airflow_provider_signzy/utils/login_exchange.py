@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyError, SignzyResponseError
-from airflow_provider_signzy.token import SignzyToken
+from airflow_provider_signzy.utils.access_token import SignzyToken
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from airflow_provider_signzy.connection import SignzyConnectionConfig
+    from airflow_provider_signzy.utils.connection_config import SignzyConnectionConfig
 
 
 class LoginBody(dict[str, Any]):
