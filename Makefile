@@ -52,6 +52,8 @@ $(LOOPBACK_DEPS): tests/loopback/package-lock.json
 # The package is installed as a wheel, not in editable mode: the tests exercise what users install.
 install: $(STAMP)
 	@echo ">> Installing airflow-provider-signzy from this tree (as a wheel)"
+	@# setuptools reuses build/: a module moved or deleted since the last build would ship in the wheel.
+	@rm -rf build
 	@$(BIN)/python -m pip install -q --no-deps --force-reinstall .
 
 lint: $(STAMP)

@@ -105,9 +105,9 @@ def test_rotated_keys_still_open_old_values(make_conn: Callable[..., str]) -> No
 
 
 def test_without_any_fernet_key_sealing_refuses_and_says_how_to_fix(conn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import airflow_provider_signzy.utils.access_token as token_module
+    import airflow_provider_signzy.utils.fernet_cipher as cipher_module
 
-    monkeypatch.setattr(token_module, "_airflow_fernet", lambda: None)  # a deployment with no [core] fernet_key
+    monkeypatch.setattr(cipher_module, "_airflow_fernet", lambda: None)  # a deployment with no [core] fernet_key
     assert not SignzyCipher.for_connection({}, "signzy_default").encrypts
     with pytest.raises(SignzyConfigError) as caught:
         sealer()
