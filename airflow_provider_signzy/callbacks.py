@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_signzy.exceptions import SignzyError
 from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
@@ -18,9 +18,6 @@ from airflow_provider_signzy.utils.token_xcom import (
     pull_token_record,
     token_from_record,
 )
-
-if TYPE_CHECKING:
-    pass
 
 #: Revocation is a small idempotent call: a few seconds, two attempts, fits in a callback's time limit.
 REVOKE_TIMEOUT = 5.0
