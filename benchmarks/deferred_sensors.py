@@ -43,7 +43,7 @@ import event_driven  # noqa: E402 - the event-driven example's scenario, shared 
 
 from airflow_provider_signzy.emulator.process import EmulatorControl  # noqa: E402
 
-e2e.WORK = WORK = REPO / ".bench-sensors"
+e2e.common.WORK = WORK = REPO / ".bench-sensors"  # where the deployment puts its files
 N = int(os.environ.get("SENSOR_BENCH_N", "200"))
 POKE = float(os.environ.get("SENSOR_BENCH_POKE_INTERVAL", "5"))
 WAIT_SECONDS = float(os.environ.get("SENSOR_BENCH_WAIT_SECONDS", "60"))

@@ -33,7 +33,7 @@ import event_driven  # noqa: E402
 from airflow_provider_signzy.emulator.process import EmulatorControl  # noqa: E402
 from airflow_provider_signzy.triggers.events import SignzyEventTrigger  # noqa: E402
 
-e2e.WORK = WORK = REPO / ".e2e-events"
+e2e.common.WORK = WORK = REPO / ".e2e-events"  # where the deployment puts its files
 N = int(os.environ.get("E2E_EVENT_IDENTITIES", "40"))
 CADENCE = float(os.environ.get("E2E_EVENT_CADENCE", "1"))
 POLL = float(os.environ.get("E2E_EVENT_POLL", "2"))
