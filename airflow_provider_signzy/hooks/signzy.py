@@ -7,7 +7,7 @@ and here the public calls; the paid-call policy is the ledger's (:mod:`airflow_p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from airflow_provider_signzy import ledger
 from airflow_provider_signzy.exceptions import SignzyError
@@ -28,11 +28,22 @@ if TYPE_CHECKING:
 
     import requests
 
-__all__ = ["PATRON_PLACEHOLDER", "SendRecord", "SignzyHook", "SignzyTokenAuth"]
+__all__ = ["PATRON_PLACEHOLDER", "CallOptions", "SendRecord", "SignzyHook", "SignzyTokenAuth"]
 
 
 #: In an endpoint, the logged-in patron's id (filled by the hook, the operators and the sensor).
 PATRON_PLACEHOLDER = "{patron_id}"
+
+
+class CallOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`SignzyHook.request`, which documents them."""
+
+    token: SignzyToken | None
+    json: Any
+    params: dict[str, Any] | None
+    headers: dict[str, str] | None
+    idempotent: bool | None
+    call_key: str | None
 
 
 class SignzyHook(SignzyTokenOwner):
@@ -114,31 +125,11 @@ class SignzyHook(SignzyTokenOwner):
             call_key=call_key,
         )
 
-    def request_json(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        token: SignzyToken | None = None,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        idempotent: bool | None = None,
-        call_key: str | None = None,
-    ) -> Any:
-        """:meth:`request`, returning what ``SignzyOperator`` returns: the parsed JSON answer (its text when
-        it is not JSON, None when it is empty). Not sealed: in TaskFlow, return only what XCom may hold."""
-        response = self.request(
-            method,
-            endpoint,
-            token=token,
-            json=json,
-            params=params,
-            headers=headers,
-            idempotent=idempotent,
-            call_key=call_key,
-        )
-        return answer_value(response)
+    def request_json(self, method: str, endpoint: str, **options: Unpack[CallOptions]) -> Any:
+        """:meth:`request` (same arguments), returning what ``SignzyOperator`` returns: the parsed JSON answer
+        (its text when it is not JSON, None when it is empty). Not sealed: in TaskFlow, return only what XCom
+        may hold."""
+        return answer_value(self.request(method, endpoint, **options))
 
     def fill_patron(self, endpoint: str, token: SignzyToken | None = None) -> str:
         """``endpoint`` with ``{patron_id}`` replaced by the patron of ``token`` (else of the hook's own)."""
