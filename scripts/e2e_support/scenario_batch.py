@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_signzy.emulator.process import EmulatorControl
@@ -17,6 +18,42 @@ from .kills import ended_as_expected, kill_worker
 BATCH, BATCH_TASK = "signzy_e2e_batch", "create_identities"
 BATCH_ITEMS = 300  # as in scripts/e2e_dags/signzy_e2e_batch.py
 BATCH_HOLD_AFTER, BATCH_HELD = 120, 3  # POSTs 121 to 123 of the batch are held: the kill comes then
+
+
+@dataclass
+class ItemAccount:
+    """A batch run's items against what the emulator created: each result checked, stray and repeated POSTs."""
+
+    created: list[int]  # per item index, how many times the emulator created it
+    stray: int  # POSTs of this run whose key is no item's
+    twice: list[int]  # items created more than once
+    outcomes: Counter[str]
+    unaccounted: list[str]
+
+    @classmethod
+    def of(cls, sent: Counter[str], run_id: str, results: list[dict[str, Any]], items: int, what: str) -> ItemAccount:
+        """Check ``results`` against ``sent`` (posts_by_run), printing each item not accounted for."""
+        created = [sent[f"{run_id}.i{n:03d}"] for n in range(items)]
+        stray = sum(c for key, c in sent.items() if key.startswith(f"{run_id}.")) - sum(created)
+        twice = [n for n, count in enumerate(created) if count > 1]
+        outcomes = Counter(str(r.get("outcome")) for r in results)
+        unaccounted = []
+        for n in range(items):
+            result = results[n] if n < len(results) else {}
+            outcome = result.get("outcome")
+            if result.get("index") != n:
+                unaccounted.append(f"item {n}: no result")
+            elif outcome in ("succeeded", "replayed") and (created[n] != 1 or not result.get("ok")):
+                unaccounted.append(f"item {n}: {outcome}, created {created[n]} times")
+            elif outcome == "unknown" and created[n] > 1:
+                unaccounted.append(f"item {n}: unknown, created {created[n]} times")
+            elif outcome not in ("succeeded", "replayed", "unknown"):
+                unaccounted.append(f"item {n}: {outcome} ({result.get('error')})")
+        for line in unaccounted[:20]:
+            print(f"   unaccounted: {line}")
+        for n in twice:
+            print(f"   sent twice: {what} item {n} created {created[n]} times")
+        return cls(created, stray, twice, outcomes, unaccounted)
 
 
 def batch_results(api: Api, run_id: str, dag_id: str = BATCH, task_id: str = BATCH_TASK) -> list[dict[str, Any]]:
@@ -62,27 +99,14 @@ def run_batch(
 
     ti = api.call("GET", f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances/{BATCH_TASK}")
     results = batch_results(api, run_id) if ti["state"] == "success" else []
-    sent = posts_by_run(emulator_url)
-    created = [sent[f"{run_id}.i{n:03d}"] for n in range(BATCH_ITEMS)]
-    stray = sum(c for key, c in sent.items() if key.startswith(f"{run_id}.")) - sum(created)
-    twice = [n for n, count in enumerate(created) if count > 1]
-    outcomes = Counter(str(r.get("outcome")) for r in results)
-    unaccounted = []
-    for n in range(BATCH_ITEMS):
-        result = results[n] if n < len(results) else {}
-        outcome = result.get("outcome")
-        if result.get("index") != n:
-            unaccounted.append(f"item {n}: no result")
-        elif outcome in ("succeeded", "replayed") and (created[n] != 1 or not result.get("ok")):
-            unaccounted.append(f"item {n}: {outcome}, created {created[n]} times")
-        elif outcome == "unknown" and created[n] > 1:
-            unaccounted.append(f"item {n}: unknown, created {created[n]} times")
-        elif outcome not in ("succeeded", "replayed", "unknown"):
-            unaccounted.append(f"item {n}: {outcome} ({result.get('error')})")
-    for line in unaccounted[:20]:
-        print(f"   unaccounted: {line}")
-    for n in twice:
-        print(f"   sent twice: batch item {n} created {created[n]} times")
+    items = ItemAccount.of(posts_by_run(emulator_url), run_id, results, BATCH_ITEMS, "batch")
+    created, stray, twice, outcomes, unaccounted = (
+        items.created,
+        items.stray,
+        items.twice,
+        items.outcomes,
+        items.unaccounted,
+    )
     unknown_created = sum(1 for r in results if r.get("outcome") == "unknown" and created[int(r["index"])] == 1)
     landed = sum(k.landed for k in kills)
     for kill in kills:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from airflow_provider_signzy.emulator.process import EmulatorControl
@@ -12,7 +11,7 @@ from airflow_provider_signzy.emulator.process import EmulatorControl
 from .api import Api, posts_by_run, trigger, wait_runs
 from .common import POSTS, say, yes
 from .processes import wait_for
-from .scenario_batch import batch_results
+from .scenario_batch import ItemAccount, batch_results
 
 if TYPE_CHECKING:
     from outage import OutageProxy  # tests/outage.py, which scripts/e2e.py puts on sys.path
@@ -74,27 +73,14 @@ def run_outage(api: Api, emulator_url: str, proxy: OutageProxy) -> tuple[list[li
         first_state = "failed" if "Task failed with exception" in first_log else "?"
     unreachable_said = "Signzy was unreachable" in first_log and "circuit breaker" in first_log
     results = batch_results(api, run_id, OUTAGE, OUTAGE_TASK) if ti["state"] == "success" else []
-    sent = posts_by_run(emulator_url)
-    created = [sent[f"{run_id}.i{n:03d}"] for n in range(OUTAGE_ITEMS)]
-    stray = sum(c for key, c in sent.items() if key.startswith(f"{run_id}.")) - sum(created)
-    twice = [n for n, count in enumerate(created) if count > 1]
-    outcomes = Counter(str(r.get("outcome")) for r in results)
-    unaccounted = []
-    for n in range(OUTAGE_ITEMS):
-        result = results[n] if n < len(results) else {}
-        outcome = result.get("outcome")
-        if result.get("index") != n:
-            unaccounted.append(f"item {n}: no result")
-        elif outcome in ("succeeded", "replayed") and (created[n] != 1 or not result.get("ok")):
-            unaccounted.append(f"item {n}: {outcome}, created {created[n]} times")
-        elif outcome == "unknown" and created[n] > 1:
-            unaccounted.append(f"item {n}: unknown, created {created[n]} times")
-        elif outcome not in ("succeeded", "replayed", "unknown"):
-            unaccounted.append(f"item {n}: {outcome} ({result.get('error')})")
-    for line in unaccounted[:20]:
-        print(f"   unaccounted: {line}")
-    for n in twice:
-        print(f"   sent twice: outage item {n} created {created[n]} times")
+    items = ItemAccount.of(posts_by_run(emulator_url), run_id, results, OUTAGE_ITEMS, "outage")
+    created, stray, twice, outcomes, unaccounted = (
+        items.created,
+        items.stray,
+        items.twice,
+        items.outcomes,
+        items.unaccounted,
+    )
     replayed, unknown, fresh = outcomes["replayed"], outcomes["unknown"], outcomes["succeeded"]
     print(
         f"   {run_id}: {OUTAGE_TASK} {ti['state']} after {ti['try_number']} tries (try 1: {first_state}); "
