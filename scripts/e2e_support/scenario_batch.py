@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_provider_signzy.emulator.process import EmulatorControl
 
@@ -20,8 +19,7 @@ BATCH_ITEMS = 300  # as in scripts/e2e_dags/signzy_e2e_batch.py
 BATCH_HOLD_AFTER, BATCH_HELD = 120, 3  # POSTs 121 to 123 of the batch are held: the kill comes then
 
 
-@dataclass
-class ItemAccount:
+class ItemAccount(NamedTuple):
     """A batch run's items against what the emulator created: each result checked, stray and repeated POSTs."""
 
     created: list[int]  # per item index, how many times the emulator created it
@@ -99,14 +97,8 @@ def run_batch(
 
     ti = api.call("GET", f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances/{BATCH_TASK}")
     results = batch_results(api, run_id) if ti["state"] == "success" else []
-    items = ItemAccount.of(posts_by_run(emulator_url), run_id, results, BATCH_ITEMS, "batch")
-    created, stray, twice, outcomes, unaccounted = (
-        items.created,
-        items.stray,
-        items.twice,
-        items.outcomes,
-        items.unaccounted,
-    )
+    sent = posts_by_run(emulator_url)
+    created, stray, twice, outcomes, unaccounted = ItemAccount.of(sent, run_id, results, BATCH_ITEMS, "batch")
     unknown_created = sum(1 for r in results if r.get("outcome") == "unknown" and created[int(r["index"])] == 1)
     landed = sum(k.landed for k in kills)
     for kill in kills:

@@ -73,14 +73,8 @@ def run_outage(api: Api, emulator_url: str, proxy: OutageProxy) -> tuple[list[li
         first_state = "failed" if "Task failed with exception" in first_log else "?"
     unreachable_said = "Signzy was unreachable" in first_log and "circuit breaker" in first_log
     results = batch_results(api, run_id, OUTAGE, OUTAGE_TASK) if ti["state"] == "success" else []
-    items = ItemAccount.of(posts_by_run(emulator_url), run_id, results, OUTAGE_ITEMS, "outage")
-    created, stray, twice, outcomes, unaccounted = (
-        items.created,
-        items.stray,
-        items.twice,
-        items.outcomes,
-        items.unaccounted,
-    )
+    sent = posts_by_run(emulator_url)
+    created, stray, twice, outcomes, unaccounted = ItemAccount.of(sent, run_id, results, OUTAGE_ITEMS, "outage")
     replayed, unknown, fresh = outcomes["replayed"], outcomes["unknown"], outcomes["succeeded"]
     print(
         f"   {run_id}: {OUTAGE_TASK} {ti['state']} after {ti['try_number']} tries (try 1: {first_state}); "
