@@ -4,7 +4,9 @@ Starts on 127.0.0.1 only: PostgreSQL (a throw-away cluster), Redis, the Signzy e
 api-server, scheduler, dag-processor, triggerer and a Celery worker (concurrency 4), configured like
 docker-compose.yaml. Drives it only through Airflow's REST API (authenticate, unpause, trigger, poll),
 prints a table of figures against their goals, and tears everything down, also when it fails.
-Exit code 0 only when every goal is met. E2E_RUNS sets the number of lifecycle runs (default 20).
+Exit code 0 only when every correctness goal is met; timing rows are reported, never gating (a loaded
+2-core machine meets a latency goal one run and misses it the next: timing goals live in `make bench*`).
+E2E_RUNS sets the number of lifecycle runs (default 20).
 
 Then the paid-call runs (issue 9): a DAG with ``retries=2`` whose paid POST loses its answer, or is held
 by the emulator while the script SIGKILLs the task process that sent it, or the whole Celery worker

@@ -9,7 +9,8 @@ goes on, and starts again. Then, through Airflow's REST API: did every identity 
 event, and was it handled by exactly one run (the ids the example's first task returned)? An identity
 emitted twice is allowed only inside the documented window (emitted in the last
 ``SignzyEventTrigger.COMMIT_DELAY`` s before the stop, give or take the triggerer's 1 s sync), and the
-example's run of the repeat must skip it: the table says which. Exit code 0 when every goal is met.
+example's run of the repeat must skip it: the table says which. Exit code 0 when every correctness goal
+is met; the latency row (status change to asset event) is reported, not gated.
 """
 
 from __future__ import annotations
@@ -261,7 +262,7 @@ def figures(
             "status change -> asset event (p50 / max)",
             p50_max(to_event),
             f"<= {POLL + 2:g} s p50",
-            yes(bool(to_event) and to_event[len(to_event) // 2] <= POLL + 2),
+            e2e.timing(bool(to_event) and to_event[len(to_event) // 2] <= POLL + 2),
         ],
         [
             "DAG runs / succeeded",

@@ -26,4 +26,11 @@ def say(message: str) -> None:
 
 
 def yes(ok: bool) -> str:
+    """A correctness row's verdict: "**no**" fails the run."""
     return "yes" if ok else "**no**"
+
+
+def timing(ok: bool) -> str:
+    """A timing row's verdict, reported and never gating: on a loaded 2-core machine the same commit can
+    meet a latency goal or miss it, so timing goals are gated in `make bench*`, not here."""
+    return "yes" if ok else "no (timing: reported, not gated)"
