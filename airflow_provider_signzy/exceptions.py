@@ -48,12 +48,17 @@ class SignzyError(AirflowException):
         )
 
 
-class SignzyConfigError(SignzyError):
-    """The Airflow connection is missing a field or has a field Signzy cannot use."""
+class SignzyConfigError(SignzyError, AirflowFailException):
+    """The Airflow connection is missing, unreadable, or has a field Signzy cannot use. An
+    :class:`AirflowFailException`: the task fails at once, since no retry can fix it."""
 
 
 class SignzyAuthError(SignzyError):
     """Login was refused: the username or API key is wrong (never retried)."""
+
+
+class SignzyLoginRefusedError(SignzyAuthError, AirflowFailException):
+    """Signzy refused the login itself: the username or API key is wrong. Fails the task without retries."""
 
 
 class SignzyPermissionError(SignzyError):
@@ -70,6 +75,11 @@ class SignzyServerError(SignzyError):
 
 class SignzyClientError(SignzyError):
     """Signzy rejected the request itself (400, 404, 422, ...): sending it again will not help."""
+
+
+class SignzyBlockedError(SignzyClientError, AirflowFailException):
+    """A 403 that is not Signzy's JSON error: a firewall, a proxy or an IP allow-list in front of Signzy
+    refused the call. Not a rate limit, so never retried: the task fails at once, naming the host."""
 
 
 class SignzyResponseError(SignzyError):
@@ -103,3 +113,14 @@ class SignzyOutcomeUnknownError(SignzyError, AirflowFailException):
     """
 
     cause: SignzyError | None = None
+
+
+class SignzyInputError(SignzyError, AirflowFailException):
+    """A product's inputs are wrong (unknown product, missing or malformed field, images missing), found
+    before anything was sent or paid. It names the product, the field and the expected format, never the
+    value; an :class:`AirflowFailException`, so Airflow fails the task without retries that cannot help."""
+
+    def __init__(self, message: str, *, product: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.product = product
+        self.field = field

@@ -9,6 +9,7 @@ import threading
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
@@ -17,12 +18,12 @@ from requests.auth import AuthBase
 from tenacity import Retrying
 
 from airflow_provider_signzy import __version__
-from airflow_provider_signzy.exceptions import SignzyRateLimitError
+from airflow_provider_signzy.exceptions import SignzyConfigError, SignzyRateLimitError
 from airflow_provider_signzy.ledger import not_sent
 from airflow_provider_signzy.utils.access_token import SignzyToken
 from airflow_provider_signzy.utils.call_metrics import CallAccount
 from airflow_provider_signzy.utils.call_pacing import CallsStopped
-from airflow_provider_signzy.utils.connection_config import SignzyConnectionConfig, missing_connection
+from airflow_provider_signzy.utils.connection_config import SignzyConnectionConfig, read_connection
 from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.utils.error_envelope import error_from_exception, error_from_response
 from airflow_provider_signzy.utils.retry_policy import build_retrying
@@ -79,13 +80,7 @@ class SignzyTransport(BaseHook):
     @cached_property
     def config(self) -> SignzyConnectionConfig:
         """The connection, read once and checked: a missing or malformed field fails here, by name."""
-        try:
-            conn = self.get_connection(self.signzy_conn_id)
-        except Exception as exc:
-            # By name: the class comes from airflow.exceptions or airflow.sdk.exceptions depending on the line.
-            if type(exc).__name__ != "AirflowNotFoundException":
-                raise
-            raise missing_connection(self.signzy_conn_id) from None
+        conn = read_connection(self.signzy_conn_id)
         config = SignzyConnectionConfig.from_connection(conn)
         mask_secret(config.api_key)
         return dataclasses.replace(
@@ -148,6 +143,7 @@ class SignzyTransport(BaseHook):
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         shown_path: str | None = None,
+        data: Any = None,
     ) -> requests.Response:
         """Send with the retry policy; ``url`` is ``url_for(path)`` when the caller has built it already.
 
@@ -157,12 +153,26 @@ class SignzyTransport(BaseHook):
         sent_path = "/" + path.lstrip("/").split("?", 1)[0]
         shown = "/" + shown_path.lstrip("/").split("?", 1)[0] if shown_path is not None else sent_path
         request = {"json": json, "params": params, "headers": headers, "auth": auth}
+        if data is not None:
+            request["data"] = data
         if shown != sent_path:
             request["sent_path"] = sent_path
         try:
             return self._retrying[idempotent](self._attempt, method, shown, url or self.url_for(path), request)
         except CallsStopped as stop:  # the batch's gate closed before this attempt (or during its back-off)
             raise not_sent(stop, method=method, path=shown, conn_id=self.signzy_conn_id, why=stop.reason) from None
+
+    def send_unauthenticated(self, method: str, url: str, **request: Any) -> requests.Response:
+        """A call with no token to a URL the connection names (its ``persist_url``), under the retry policy for
+        idempotent calls; errors name the URL's path only."""
+        parts = urlsplit(url)
+        allowed = {urlsplit(u).netloc for u in (self.config.base_url, self.config.persist_url)}
+        if parts.netloc not in allowed:
+            raise SignzyConfigError(
+                f"Refusing to send to a host the connection does not name ({parts.hostname})",
+                conn_id=self.signzy_conn_id,
+            )
+        return self._send(method, parts.path, idempotent=True, url=url, **request)
 
     def _sleep(self, seconds: float) -> None:
         """A retry's back-off; in a batch, the pacer's, which ends early (raising) when the batch stops."""

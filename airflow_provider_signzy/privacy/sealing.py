@@ -145,12 +145,10 @@ class ResultSealer:
 
 def cipher_for(conn_id: str) -> SignzyCipher:
     """The Fernet keys of connection ``conn_id`` (its ``xcom_fernet_key``, else Airflow's)."""
-    from airflow.providers.common.compat.sdk import BaseHook
-
-    from airflow_provider_signzy.utils.connection_config import _extra_dict
+    from airflow_provider_signzy.utils.connection_config import _extra_dict, read_connection
     from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
 
-    return SignzyCipher.for_connection(_extra_dict(BaseHook.get_connection(conn_id), conn_id), conn_id)
+    return SignzyCipher.for_connection(_extra_dict(read_connection(conn_id), conn_id), conn_id)
 
 
 def seal(

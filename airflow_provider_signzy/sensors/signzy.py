@@ -191,6 +191,8 @@ class SignzySensor(HiddenBodies, BaseSensorOperator):
         if status == TIMEOUT:
             raise AirflowSensorTimeout(event.get("message") or "Signzy sensor timed out")
         message = event.get("message") if status == ERROR else f"unexpected trigger event {event!r}"
+        if event.get("final"):  # no retry can fix it (a firewall's 403, a refused login): fail at once
+            raise AirflowFailException(str(message))
         raise SignzyError(str(message), status=event.get("signzy_status"), code=event.get("code"))
 
     # -- poking (not deferrable) --

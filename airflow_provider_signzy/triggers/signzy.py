@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from importlib.metadata import version
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from packaging.version import Version
 
@@ -210,7 +211,9 @@ class SignzyTrigger(BaseTrigger):
                 return await self._poll_until_done(login)
         except SignzyError as exc:
             self.log.error("Signzy wait on %s ended with an error: %s", self.endpoint, exc)
-            return {"status": ERROR, "message": str(exc), "signzy_status": exc.status, "code": exc.code}
+            # final: an error no retry of the task can fix (a firewall's 403, a refused login, a bad connection).
+            final = isinstance(exc, AirflowFailException)
+            return {"status": ERROR, "message": str(exc), "signzy_status": exc.status, "code": exc.code, "final": final}
 
     async def _poll_until_done(self, login: SharedLogin) -> dict[str, Any]:
         polls, failures, last = 0, 0, False

@@ -21,6 +21,7 @@ from airflow_provider_signzy.utils.connection_form import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_TTL,
 )
+from airflow_provider_signzy.utils.dependency_guard import known_dependency_break
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -44,6 +45,8 @@ class SignzyConnectionConfig:
     logout_path: str
     token_in: str
     extra: Mapping[str, Any]
+    #: Signzy's file service (persist): the ``persist_url`` extra, else derived from the Base URL.
+    persist_url: str = ""
 
     def __repr__(self) -> str:  # the dataclass repr would print the API key
         return f"SignzyConnectionConfig(conn_id={self.conn_id!r}, base_url={self.base_url!r})"
@@ -80,9 +83,14 @@ class SignzyConnectionConfig:
                 conn_id=conn_id,
             )
         backoff_initial = reader.number("backoff_initial", DEFAULT_BACKOFF_INITIAL, minimum=0)
+        insecure = reader.flag("allow_insecure_http", default=False)
+        base_url = _base_url(conn.host, conn.port, conn_id, allow_insecure_http=insecure)
+        persist = extra.get("persist_url")
+        if persist not in (None, "") and not isinstance(persist, str):
+            raise SignzyConfigError(f"Connection {conn_id!r}: extra 'persist_url' must be a URL", conn_id=conn_id)
         return cls(
             conn_id=conn_id,
-            base_url=_base_url(conn, conn_id, allow_insecure_http=reader.flag("allow_insecure_http", default=False)),
+            base_url=base_url,
             username=username,
             api_key=str(conn.password),
             token_ttl=reader.optional_int("token_ttl") or DEFAULT_TOKEN_TTL,
@@ -95,7 +103,29 @@ class SignzyConnectionConfig:
             logout_path=reader.path("logout_path", DEFAULT_LOGOUT_PATH),
             token_in=reader.choice("token_in", "header", ("header", "query")),
             extra=extra,
+            persist_url=(
+                _base_url(persist, None, conn_id, allow_insecure_http=insecure, field="extra 'persist_url'")
+                if persist
+                else persist_url_for(base_url)
+            ),
         )
+
+
+def read_connection(conn_id: str) -> Any:
+    """Airflow's connection ``conn_id``; a missing one fails saying how to create it, or, where a known
+    dependency break makes Airflow report it missing, naming the break and its fix."""
+    from airflow.providers.common.compat.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:
+        # By name: the class comes from airflow.exceptions or airflow.sdk.exceptions depending on the line.
+        if type(exc).__name__ != "AirflowNotFoundException":
+            raise
+        broken = known_dependency_break()
+        if broken is not None:
+            raise SignzyConfigError(f"Connection {conn_id!r} cannot be read: {broken}", conn_id=conn_id) from None
+        raise missing_connection(conn_id) from None
 
 
 def missing_connection(conn_id: str) -> SignzyConfigError:
@@ -123,41 +153,62 @@ def _extra_dict(conn: Any, conn_id: str) -> dict[str, Any]:
 
 
 def _check_extra_names(extra: Mapping[str, Any], conn_id: str) -> None:
-    """A misspelled extra (``tokenttl``) fails by name with the one it resembles; other unknown ones are
-    left alone (a shared connection may carry extras of other tools)."""
+    """Misspelled extras (``tokenttl``) fail by name, all in one message, each with the one it resembles;
+    other unknown ones are left alone (a shared connection may carry extras of other tools)."""
+    typos = []
     for name in extra:
         if name in CONN_FIELDS:
             continue
         near = difflib.get_close_matches(name, list(CONN_FIELDS), n=1, cutoff=0.75)
         if near:
-            raise SignzyConfigError(
-                f"Connection {conn_id!r}: unknown extra {name!r}; did you mean {near[0]!r}? "
-                f"(known extras: {', '.join(sorted(CONN_FIELDS))})",
-                conn_id=conn_id,
-            )
+            typos.append(f"unknown extra {name!r}; did you mean {near[0]!r}?")
+    if typos:
+        raise SignzyConfigError(
+            f"Connection {conn_id!r}: {' '.join(typos)} (known extras: {', '.join(sorted(CONN_FIELDS))})",
+            conn_id=conn_id,
+        )
 
 
-def _base_url(conn: Any, conn_id: str, *, allow_insecure_http: bool) -> str:
-    host = (conn.host or "").strip()
+#: Signzy's file service for each of its API hosts (signzy-v2-products.md, section 5).
+PERSIST_HOSTS = {
+    "signzy.tech": "https://persist.signzy.tech",
+    "preproduction.signzy.tech": "https://preproduction-persist.signzy.tech",
+}
+
+
+def persist_url_for(base_url: str) -> str:
+    """Signzy's persist service for an API Base URL; any other host (the emulator, a proxy) serves both."""
+    return PERSIST_HOSTS.get(urlsplit(base_url).hostname or "", base_url)
+
+
+def _base_url(
+    host: str | None,
+    port: int | None,
+    conn_id: str,
+    *,
+    allow_insecure_http: bool,
+    field: str = "Base URL (host field)",
+) -> str:
+    host = (host or "").strip()
     if not host:
         return DEFAULT_BASE_URL
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SignzyConfigError(
-            f"Connection {conn_id!r}: Base URL (host field) must start with https:// or http://, "
+            f"Connection {conn_id!r}: {field} must start with https:// or http://, "
             f"got {host!r} (for example {DEFAULT_BASE_URL})",
             conn_id=conn_id,
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise SignzyConfigError(
-            f"Connection {conn_id!r}: Base URL (host field) must hold no credentials, query or fragment",
+            f"Connection {conn_id!r}: {field} must hold no credentials, query or fragment",
             conn_id=conn_id,
         )
     hostname = parts.hostname or ""
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(hostname):
         # Only the host name is shown: the Base URL is checked for credentials above, but say less anyway.
         raise SignzyConfigError(
-            f"Connection {conn_id!r}: Base URL (host field) is http:// to {hostname!r}, which is not this "
+            f"Connection {conn_id!r}: {field} is http:// to {hostname!r}, which is not this "
             "machine: the API key, the token and customers' personal data would cross the network "
             "unencrypted. Use https:// (for example "
             f"{DEFAULT_BASE_URL}), or, for a private test server only, set the extra "
@@ -165,8 +216,8 @@ def _base_url(conn: Any, conn_id: str, *, allow_insecure_http: bool) -> str:
             conn_id=conn_id,
         )
     netloc = parts.netloc
-    if conn.port and parts.port is None:
-        netloc = f"{netloc}:{conn.port}"
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 

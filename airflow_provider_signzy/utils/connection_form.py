@@ -87,6 +87,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "header (default) or query (?access_token=, which proxies and servers may log).",
         "schema": {"type": ["string", "null"], "default": "header", "enum": ["header", "query"]},
     },
+    "persist_url": {
+        "label": "Document upload URL",
+        "description": "Signzy's file service (persist), where documents are uploaded for products that read them. "
+        "Empty: https://persist.signzy.tech for signzy.tech, https://preproduction-persist.signzy.tech for "
+        "preproduction.signzy.tech, else the Base URL (the emulator serves both).",
+        "schema": {"type": ["string", "null"]},
+    },
     "xcom_fernet_key": {
         "label": "XCom Fernet key",
         "description": "Key that encrypts the token in XCom; empty: Airflow's [core] fernet_key.",

@@ -19,6 +19,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_signzy.exceptions import (
     SignzyAuthError,
+    SignzyBlockedError,
     SignzyClientError,
     SignzyConnectionError,
     SignzyError,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 ACCESS_DENIED = "ACCESS_DENIED"
 _MAX_MESSAGE = 300
 _HTML_TITLE = re.compile(r"<title>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
 
 
 def _where(conn_id: str | None) -> str:
@@ -124,12 +126,35 @@ def error_from_response(
     if status == 403:
         if code == ACCESS_DENIED:
             return SignzyPermissionError(text, **kwargs)
+        if not has_envelope(response):
+            return SignzyBlockedError(blocked_text(response, method, path, message, conn_id), **kwargs)
         return SignzyRateLimitError(text + " (a rate limit)", **kwargs)
     if status == 429:
         return SignzyRateLimitError(text, **kwargs)
     if status >= 500:
         return SignzyServerError(text, **kwargs)
     return SignzyClientError(text, **kwargs)
+
+
+def has_envelope(response: AnyResponse) -> bool:
+    """True when the body is Signzy's JSON error envelope (``{"error": {...}}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), dict)
+
+
+def blocked_text(response: AnyResponse, method: str, path: str, message: str, conn_id: str | None) -> str:
+    """A 403 that is not Signzy's: who answered, and the first words of what it said (scrubbed)."""
+    host = urlsplit(str(getattr(response, "url", "") or "")).hostname or "the Base URL's host"
+    words = " ".join(scrub(_HTML_TAG.sub(" ", response.text or "")).split()[:12])
+    return (
+        f"{host} answered 403 to {method} {path} with {message}, not Signzy's JSON error: a firewall, a proxy "
+        f"or an IP allow-list in front of Signzy refused the call (first words: {words!r}). This is not a rate "
+        "limit, so it is not retried: check that Signzy (or your proxy) allows this worker's egress IP"
+        f"{_where(conn_id)}"
+    )
 
 
 def _filled_segments(sent_path: str | None, shown_path: str) -> set[str]:

@@ -98,4 +98,7 @@ def _airflow_fernet() -> Any | None:
     try:
         return get_fernet()
     except Exception as exc:  # a malformed key must not silently downgrade to plain storage
-        raise SignzyConfigError(f"Airflow's [core] fernet_key cannot be used: {exc}") from None
+        from airflow_provider_signzy.utils.dependency_guard import known_dependency_break
+
+        reason = known_dependency_break() or f"Airflow's [core] fernet_key cannot be used: {exc}"
+        raise SignzyConfigError(reason) from None

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyError, SignzyResponseError
+from airflow_provider_signzy.exceptions import (
+    SignzyAuthError,
+    SignzyError,
+    SignzyLoginRefusedError,
+    SignzyResponseError,
+)
 from airflow_provider_signzy.utils.access_token import SignzyToken
 
 if TYPE_CHECKING:
@@ -36,9 +41,10 @@ def login_body(config: SignzyConnectionConfig, ttl: int | None) -> LoginBody:
 def refused_login(exc: SignzyAuthError, config: SignzyConnectionConfig) -> SignzyError:
     """A 401 on login, restated so it says which credentials to check."""
     return exc.restated(
-        SignzyAuthError,
+        SignzyLoginRefusedError,
         f"Signzy refused the login of user {config.username!r}: {exc.status} {exc.code or ''} "
-        f"{exc.signzy_message}. Check the Username and API key of connection {config.conn_id!r}",
+        f"{exc.signzy_message}. Check the Username and API key of connection {config.conn_id!r} (no retry: "
+        "the same credentials would be refused again)",
     )
 
 
