@@ -34,6 +34,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_signzy.operators.signzy",
                     "airflow_provider_signzy.operators.batch",
+                    "airflow_provider_signzy.operators.product",
                 ],
             }
         ],

@@ -13,13 +13,13 @@ All against one emulator process, in real Airflow (dag.test, SQLite), in one run
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import PATRON_ID, Row, airflow_home, set_connections
+from common import PATRON_ID, Row, airflow_home, fresh_metadata_db, set_connections
+from common import run_dag as run
 
 from airflow_provider_signzy.emulator.process import emulator_process
 
@@ -31,17 +31,6 @@ IDENTITIES = "/api/v2/patrons/{patron_id}/identities"
 
 def bodies(n: int, tag: str) -> list[dict]:
     return [{"type": "individualPan", "email": f"{tag}-{i}@bench.in", "images": []} for i in range(n)]
-
-
-def run(dag) -> object:
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    bag = DagBag(dag_folder=os.devnull)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    dag_run = dag.test()
-    assert str(dag_run.state) == "success", dag_run.state
-    return dag_run
 
 
 def timed_batch_dag(dag_id: str, items: list[dict], seconds: dict[str, float], **batch_kwargs):
@@ -123,11 +112,7 @@ def work_span(dag_run) -> float:
 
 def main() -> None:
     airflow_home()
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.utils import db
-
-    db.resetdb()
-    DagBundlesManager().sync_bundles_to_db()
+    fresh_metadata_db()
     seconds: dict[str, float] = {}
     with emulator_process() as emulator:
         set_connections(emulator.url)

@@ -51,3 +51,24 @@ def set_connections(url: str, **extra: object) -> None:
     )
     # No login: HttpHook would otherwise replace a hand-set Authorization header with basic auth.
     os.environ["AIRFLOW_CONN_SIGNZY_HTTP_PLAIN"] = json.dumps({"conn_type": "http", "host": url})
+
+
+def fresh_metadata_db() -> None:
+    """An empty metadata DB with the DAG bundle that serialized DAGs refer to (after :func:`airflow_home`)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.utils import db
+
+    db.resetdb()
+    DagBundlesManager().sync_bundles_to_db()
+
+
+def run_dag(dag: object) -> object:
+    """Serialize ``dag`` and run it with ``dag.test()``; it must succeed."""
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    bag = DagBag(dag_folder=os.devnull)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    dag_run = dag.test()  # type: ignore[attr-defined]
+    assert str(dag_run.state) == "success", dag_run.state
+    return dag_run

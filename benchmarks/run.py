@@ -22,6 +22,7 @@ PARTS = [
     "ledger_cost.py",
     "batch.py",
     "sealing_cost.py",
+    "products.py",
 ]
 
 

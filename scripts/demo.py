@@ -3,7 +3,8 @@
 Starts the emulator on a free port, prepares a throw-away AIRFLOW_HOME (SQLite), runs with `airflow dags
 test` the lifecycle DAG, the DAG that fails on purpose, the deferrable wait, the TaskFlow DAG (retries=2)
 with the answer to its second paid POST lost (it must fail at once without sending it again), and the
-batch DAG (25 customers in one task), and prints what each showed. Then the event-driven example: a small
+batch DAG (25 customers in one task), and the products DAG (PANs verified by product name, one
+malformed PAN never sent), and prints what each showed. Then the event-driven example: a small
 local Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor on its own SQLite DB) runs
 ``signzy_on_identity_verified``; identities verified at the emulator start one run each, and the triggerer
 is restarted in the middle (none may run twice, none be lost). After each DAG, it asks the emulator
@@ -41,6 +42,20 @@ PATRON, API_KEY = "demo", "demo-api-key-0123456789"
 WAIT_DAG = "signzy_wait_for_verification"
 PAID_DAG = "signzy_taskflow"  # retries=2; here the answer to its second paid POST is lost
 PAID_POSTS = "POST /api/v2/patrons/{userId}/identities"
+PRODUCTS_DAG = "signzy_pan_verification"
+#: The customers of the products example (in its essentials, not in identities): looked for like the others.
+PRODUCTS_DAG_VALUES = (
+    "ABCDE1234F",
+    "FGHIJ5678K",
+    "KLMNO2468P",
+    "PQRST1357U",
+    "UVWXY9753Z",
+    "RAVI KUMAR",
+    "ANITA SHARMA",
+    "PRIYA MISMATCH",
+    "VIKRAM SINGH",
+    "MEERA NAIR",
+)
 #: An identity's fields that hold a customer's personal data (and each entry of its ``images``).
 PERSONAL_FIELDS = ("email", "name", "pan", "dob", "address", "phone", "aadhaar", "images")
 
@@ -193,6 +208,11 @@ def run_dag(
     seconds = time.monotonic() - started
     state = emulator.state()
     values = personal_values(emulator.identities())
+    if dag_id == PRODUCTS_DAG:
+        source = (REPO / "dags_examples" / f"{dag_id}.py").read_text()
+        missing = [v for v in PRODUCTS_DAG_VALUES if v not in source]
+        assert not missing, f"the demo looks for values {dag_id} no longer sends: {missing}"
+        values = sorted({*values, *PRODUCTS_DAG_VALUES})
     pii = scan_for_pii(dag_id, values, env)
     requests = state["requests"]
     auth_calls = sum(n for route, n in requests.items() if route.endswith(("/login", "/logout")))
@@ -390,6 +410,12 @@ def report(outcomes: list[DagOutcome], events: event_driven.EventOutcome | None 
         f"{'OK ' if batch.as_expected else 'BAD'} {batch.dag_id}: {batch.paid_posts} customers verified in one "
         f"task on {batch.logins} login, {batch.live} live tokens left."
     )
+    products = next(o for o in outcomes if o.dag_id == PRODUCTS_DAG)
+    print(
+        f"{'OK ' if products.as_expected else 'BAD'} {products.dag_id}: PANs verified by product name "
+        f"(pan.verification): {products.paid_posts} identities and their snoops on {products.logins} login, the "
+        f"malformed PAN never sent; {products.live} live tokens left."
+    )
     if events is None:
         print(f"BAD {on_verified.dag_id}: did not finish (see .demo/events-logs/)")
     else:
@@ -432,6 +458,7 @@ def main() -> int:
             run_dag(WAIT_DAG, "success", env, emulator, expected_logins=2),
             run_dag(PAID_DAG, "failed", env, emulator, expected_posts=2),
             run_dag("signzy_batch_verification", "success", env, emulator, expected_posts=25),
+            run_dag(PRODUCTS_DAG, "success", env, emulator, expected_posts=5),
         ]
         on_verified, events = run_event_dag(emulator)
         outcomes.append(on_verified)

@@ -50,6 +50,7 @@ class SignzyBatch(BatchRecording):
     :param call_key: names each item for the ledger instead of a digest of its body: the name of an item
         field (``"customer_id"``) or ``callable(item) -> str``. Give one when bodies change between tries
         for the same call (a timestamp in them).
+    :param anonymous: send no patron token (Signzy's snoops carry the identity's token in the body).
     :param circuit_breaker: stop the batch after this many calls in a row could not reach Signzy or got a
         5xx answer, after their retries (None: never). The items not sent are ``refused``, and
         :meth:`run` raises :class:`SignzyBatchStoppedError`.
@@ -79,6 +80,7 @@ class SignzyBatch(BatchRecording):
         circuit_breaker: int | None = CIRCUIT_BREAKER,
         progress_every: float = PROGRESS_EVERY,
         log: Any = None,
+        anonymous: bool = False,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -97,6 +99,7 @@ class SignzyBatch(BatchRecording):
         self.call_key = call_key
         self.progress_every = progress_every
         self.log = log or hook.log
+        self.anonymous = anonymous
         self.pacer = CallPacer(max_calls_per_second, breaker=circuit_breaker or None)
         self.ledger: BatchLedger | None = None
         self.counts: Counter[str] = Counter()
@@ -116,7 +119,7 @@ class SignzyBatch(BatchRecording):
         self._retries_before = self.hook.account.retries
         try:
             # The login comes first, before any ledger entry: a login that fails sent nothing.
-            patron = (self.token or self.hook.get_token()).user_id
+            patron = "" if self.anonymous else (self.token or self.hook.get_token()).user_id
             # What errors and retry log lines show: the item fields stay {field} (they may be personal data).
             self._shown_path = self.endpoint.replace("{patron_id}", patron)
             calls = self._prepare(items, patron)
@@ -268,6 +271,7 @@ class SignzyBatch(BatchRecording):
                 headers=self.headers,
                 idempotent=self.idempotent,
                 shown_path=self._shown_path,
+                anonymous=self.anonymous,
             )
         except Exception as exc:  # a result, not a reason to stop the batch (the breaker decides that)
             if not isinstance(exc, SignzyNotSentError):

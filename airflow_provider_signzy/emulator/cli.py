@@ -34,6 +34,20 @@ def _auto_status(spec: str) -> tuple[str, float]:
     return status, after
 
 
+def _latency(spec: str) -> tuple[str, float]:
+    """``seconds`` (every product and upload) or ``name=seconds`` (a product name, ``persist`` or ``*``)."""
+    key, _, seconds = spec.rpartition("=")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if value < 0 or (spec.count("=") and not key):
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or product=seconds (e.g. pan.verification=0.3), got {spec!r}"
+        )
+    return key or "*", value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signzy-emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -55,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_auto_status,
         help="status:seconds: each new identity moves to that status that long after creation (e.g. verified:2)",
     )
+    parser.add_argument(
+        "--latency",
+        type=_latency,
+        action="append",
+        help="seconds before answering snoops, product resources and uploads: 0.2 for all, or "
+        "pan.verification=0.3 (a product; 'persist' for uploads), repeatable",
+    )
     return parser
 
 
@@ -70,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         loopback2=args.loopback2,
         token_log=args.token_log,
         auto_status=args.auto_status,
+        latency=dict(args.latency or ()),
     )
     stop = threading.Event()
 

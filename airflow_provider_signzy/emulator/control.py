@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_signzy.emulator.rate_limit import RateLimit
+from airflow_provider_signzy.emulator.state import public
 
 if TYPE_CHECKING:
     from airflow_provider_signzy.emulator.server import SignzyHTTPServer
 
 _IDENTITY_STATUS_CONTROL = re.compile(r"^/_emulator/identities/(?P<identity>[^/]+)/status$")
+_MEDIA = re.compile(r"^/_emulator/media/[0-9a-f]+\.png$")
+#: What every synthetic image URL in a product result serves: a 1x1 PNG.
+PIXEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+#: Latency keys besides product names: every other call, and uploads.
+LATENCY_KEYS = ("*", "persist")
 
 
 class EmulatorControl(BaseHTTPRequestHandler):
@@ -23,6 +33,15 @@ class EmulatorControl(BaseHTTPRequestHandler):
     if TYPE_CHECKING:
 
         def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None: ...
+
+        def _send(
+            self,
+            status: int,
+            body: bytes = b"",
+            *,
+            content_type: str = "application/json; charset=utf-8",
+            headers: dict[str, str] | None = None,
+        ) -> None: ...
 
     def _control(self, path: str, body: bytes) -> None:
         server = self.server
@@ -49,8 +68,22 @@ class EmulatorControl(BaseHTTPRequestHandler):
             elif path == "/_emulator/reset" and self.command == "POST":
                 server.state.reset()
                 server.faults.clear()
+                server.files.clear()
                 server.rate_limit = None
+                server.latency = dict(server.default_latency)
                 self._json(200, {"reset": True})
+            elif path == "/_emulator/latency" and self.command == "POST":
+                server.latency = latency_of(payload)
+                self._json(200, {"latency": server.latency})
+            elif path == "/_emulator/latency" and self.command == "DELETE":
+                server.latency = {}
+                self._json(200, {"latency": {}})
+            elif path == "/_emulator/snoops" and self.command == "GET":
+                with server.state.lock:
+                    snoops = list(server.state.recent_snoops)
+                self._json(200, {"snoops": snoops})
+            elif _MEDIA.match(path) and self.command == "GET":
+                self._send(200, PIXEL_PNG, content_type="image/png")
             elif (match := _IDENTITY_STATUS_CONTROL.match(path)) and self.command == "POST":
                 status = payload.get("status")
                 if not isinstance(status, str) or not status:
@@ -69,7 +102,7 @@ class EmulatorControl(BaseHTTPRequestHandler):
             elif path == "/_emulator/identities" and self.command == "GET":
                 # Every identity held, personal fields included: for leak scans (``make demo``) of a local emulator.
                 with server.state.lock:
-                    identities = [dict(identity) for identity in server.state.identities.values()]
+                    identities = [public(identity) for identity in server.state.identities.values()]
                 self._json(200, {"identities": identities})
             elif path == "/_emulator/health":
                 self._json(200, {"status": "ok"})
@@ -87,3 +120,30 @@ def auto_status_of(payload: Any) -> tuple[str, float] | None:
     if not isinstance(status, str) or not status or after < 0:
         raise ValueError('auto-status is {"status": "<new status>", "after": <seconds >= 0>}')
     return status, after
+
+
+def latency_of(spec: Mapping[str, Any] | float | None) -> dict[str, float]:
+    """``{"pan.verification": 0.3, "*": 0.05}`` checked (known keys, seconds >= 0); a number means ``{"*": n}``."""
+    if spec is None:
+        return {}
+    if isinstance(spec, bool) or not isinstance(spec, int | float | Mapping):
+        raise ValueError('latency is {"<product name>|persist|*": seconds} or a number of seconds')
+    mapping = {"*": spec} if isinstance(spec, int | float) else dict(spec)
+    known = _product_names() if set(mapping) - set(LATENCY_KEYS) else None
+    latency = {}
+    for key, seconds in mapping.items():
+        if not isinstance(key, str) or (key not in LATENCY_KEYS and known is not None and key not in known):
+            raise ValueError(f"latency: unknown key {key!r}; give a product name, 'persist' or '*'")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+            raise ValueError(f"latency: {key!r} must be a number of seconds >= 0")
+        latency[key] = float(seconds)
+    return latency
+
+
+def _product_names() -> set[str] | None:
+    """The catalog's product names; None when it cannot be imported (it needs Airflow for its errors)."""
+    try:
+        from airflow_provider_signzy.products.catalog import PRODUCTS
+    except ImportError:
+        return None
+    return set(PRODUCTS)

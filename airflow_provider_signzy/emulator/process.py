@@ -63,6 +63,18 @@ class EmulatorControl:
         """Every identity the emulator holds (since its start or last reset), personal fields included."""
         return list(self.call("/_emulator/identities")["identities"])
 
+    def set_latency(self, latency: dict[str, float] | float) -> None:
+        """Seconds before answering snoops, product resources and uploads: by product name (``persist``: uploads,
+        ``*``: the rest), or one number for all."""
+        self.call("/_emulator/latency", latency)
+
+    def clear_latency(self) -> None:
+        self.call("/_emulator/latency", method="DELETE")
+
+    def snoops(self) -> list[dict[str, Any]]:
+        """The latest snoops (product, itemId, time), oldest first."""
+        return list(self.call("/_emulator/snoops")["snoops"])
+
     def auto_status(self, status: str | None, after: float = 0.0) -> None:
         """Identities created from now on move to ``status`` ``after`` seconds later (None: off)."""
         self.call("/_emulator/auto-status", {"status": status, "after": after} if status else {})

@@ -1,13 +1,16 @@
-"""The emulator's Signzy API: login, logout, the patron and its identities, as LoopBack 3 answers them."""
+"""The emulator's Signzy API: login, logout, the patron and its identities, as LoopBack 3 answers them; snoops and
+one-step product resources (answers in :mod:`.products`)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import json
 import re
-import time
+import secrets
 from http.server import BaseHTTPRequestHandler
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -20,11 +23,15 @@ if TYPE_CHECKING:
 
 LOGIN_PATHS = ("/api/v2/patrons/login", "/api/customers/login")
 LOGOUT_PATHS = ("/api/v2/patrons/logout", "/api/customers/logout")
+SNOOPS_PATH = "/api/v2/snoops"
 _PATRON_ROUTE = re.compile(r"^/api/v2/patrons/(?P<user_id>[^/]+)(?P<rest>/identities(?:/(?P<identity>[^/]+))?)?$")
+_RESOURCE_ROUTE = re.compile(r"^/api/v2/patrons/(?P<user_id>[^/]+)/(?P<resource>[A-Za-z]+)$")
+_DOWNLOAD_ROUTE = re.compile(r"^/api/(?P<kind>files|base64strings)/[^/]+/download/[^/]+$")
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
 class ApiError(Exception):
-    """An answer in LoopBack's error envelope."""
+    """An answer in LoopBack's error envelope; ``v2``: Signzy's product envelope ``{name, status, message}``."""
 
     def __init__(
         self,
@@ -34,11 +41,15 @@ class ApiError(Exception):
         code: str | None = None,
         name: str = "Error",
         headers: dict[str, str] | None = None,
+        v2: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers
-        self.envelope: dict[str, Any] = {"statusCode": status, "name": name, "message": message}
+        if v2:
+            self.envelope: dict[str, Any] = {"name": name, "status": status, "message": message}
+        else:
+            self.envelope = {"statusCode": status, "name": name, "message": message}
         if code:
             self.envelope["code"] = code
 
@@ -63,17 +74,84 @@ class SignzyApiRoutes(BaseHTTPRequestHandler):
             return 204, None
         match = _PATRON_ROUTE.match(path)
         if match:
-            token = self._authenticate(query)
-            if match["user_id"] != token.user_id:
-                raise self._denied()
-            self._check_rate_limit(token.user_id)
+            token = self._patron_token(match["user_id"], query)
             return self._patron_resource(token.user_id, match["rest"], match["identity"], body, query)
-        if path == "/api/v2/snoops" and self.command == "POST":
-            token = self._authenticate(query)
-            self._check_rate_limit(token.user_id)
-            payload = self._parse_json(body)
-            return 200, {"id": f"snoop-{time.time_ns()}", "patronId": token.user_id, "request": payload}
+        if path == SNOOPS_PATH and self.command == "POST":
+            return 200, self._snoop(body)
+        match = _RESOURCE_ROUTE.match(path)
+        if match and self.command == "POST" and _products().knows_resource(match["resource"]):
+            token = self._patron_token(match["user_id"], query)
+            return 200, self._product_resource(token.user_id, match["resource"], body)
         raise ApiError(404, f"There is no method to handle {self.command} {path}", code="METHOD_NOT_FOUND")
+
+    def _patron_token(self, user_id: str, query: dict[str, list[str]]) -> Any:
+        """The patron token of a patron-scoped call: valid, the path's own patron, within the rate limit."""
+        token = self._authenticate(query)
+        if user_id != token.user_id:
+            raise self._denied()
+        self._check_rate_limit(token.user_id)
+        return token
+
+    # -- products --
+
+    def _snoop(self, body: bytes) -> dict[str, Any]:
+        """``POST /api/v2/snoops``: authenticated by the identity's ``itemId`` + ``accessToken`` in the body;
+        an ``Authorization`` header is ignored (open question 1)."""
+        products, state = _products(), self.server.state
+        payload = self._parse_json(body)
+        payload = payload if isinstance(payload, dict) else {}
+        identity = state.identity_for_snoop(payload.get("itemId"), payload.get("accessToken"))
+        if identity is None:
+            raise ApiError(401, "Authorization Required: unknown itemId or wrong accessToken", v2=True)
+        self._check_rate_limit(identity["patronId"])
+        if payload.get("service") != "Identity":
+            raise ApiError(422, f"service must be Identity, got {_js_json(payload.get('service'))}", v2=True)
+        product = products.identity_product(identity["type"], payload.get("task"))
+        images = identity.get("images") or []
+        essentials = products.check(product, payload.get("essentials"), images)
+        sequence = state.record_snoop(product.name, identity["id"])
+        self._latency(product.name)
+        result = products.answer(product, essentials, images, base_url=self.base_url(), identity_type=identity["type"])
+        response: dict[str, Any] = {**products.echoed(product, essentials, images)}
+        response.update({"instance": {"id": identity["id"], "callbackUrl": identity.get("callbackUrl")}})
+        response.update({"id": sequence, "result": result})
+        return {
+            "service": "Identity",
+            "itemId": identity["id"],
+            "task": payload["task"],
+            "essentials": essentials,
+            "accessToken": payload["accessToken"],
+            "id": secrets.token_hex(12),
+            "response": response,
+        }
+
+    def _product_resource(self, user_id: str, resource: str, body: bytes) -> dict[str, Any]:
+        """``POST /api/v2/patrons/{userId}/<resource>``: a one-step product, with the patron token."""
+        products = _products()
+        payload = self._parse_json(body)
+        payload = payload if isinstance(payload, dict) else {}
+        product = products.resource_product(resource, payload.get("task"))
+        essentials = products.check(product, payload.get("essentials"), [])
+        self.server.state.record_resource_call(product.name)
+        self._latency(product.name)
+        result = products.answer(product, essentials, [], base_url=self.base_url(), identity_type=None)
+        answer: dict[str, Any] = {"task": payload["task"]} if payload.get("task") is not None else {}
+        answer.update({"essentials": essentials, "id": secrets.token_hex(12), "patronId": user_id, "result": result})
+        return answer
+
+    def _latency(self, key: str) -> None:
+        """Wait the configured latency for ``key`` (a product name, or ``persist``); stops early on shutdown."""
+        seconds = self.server.latency_for(key)
+        if seconds > 0:
+            self.server.closing.wait(seconds)
+
+    def base_url(self) -> str:
+        """This emulator's address as the client reached it (its ``Host`` header), for URLs in answers."""
+        host = self.headers.get("Host") or ""
+        if not _HOST.match(host):
+            address, port = self.server.server_address[:2]
+            host = f"{address!s}:{port}"
+        return f"http://{host}"
 
     def _login(self, body: bytes) -> dict[str, Any]:
         state = self.server.state
@@ -181,10 +259,10 @@ class SignzyApiRoutes(BaseHTTPRequestHandler):
             except FilterError as exc:
                 raise ApiError(400, str(exc), name="Error", code="INVALID_FILTER") from None
         if identity_id is not None and self.command == "GET":
-            found = [i for i in state.identities_of(user_id) if i["id"] == identity_id]
-            if not found:
+            found = state.identity(identity_id)
+            if found is None or found["patronId"] != user_id:
                 raise ApiError(404, f'Unknown "identity" id "{identity_id}".', code="MODEL_NOT_FOUND")
-            return 200, found[0]
+            return 200, found
         raise ApiError(404, f"There is no method to handle {self.command} {rest}", code="METHOD_NOT_FOUND")
 
 
@@ -210,12 +288,23 @@ def _js_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _products() -> ModuleType:
+    """:mod:`.products`, imported on first use: the catalog it reads imports the provider's exceptions (Airflow)."""
+    return importlib.import_module("airflow_provider_signzy.emulator.products")
+
+
 def route_of(path: str) -> str:
-    """The path with patron and identity ids replaced, so counts add up per route."""
-    match = _PATRON_ROUTE.match(path)
-    if not match or path in LOGIN_PATHS or path in LOGOUT_PATHS:
+    """The path with patron, identity and file ids replaced, so counts add up per route."""
+    if path in LOGIN_PATHS or path in LOGOUT_PATHS:
         return path
-    route = "/api/v2/patrons/{userId}"
-    if match["rest"]:
-        route += "/identities" + ("/{id}" if match["identity"] else "")
-    return route
+    match = _PATRON_ROUTE.match(path)
+    if match:
+        route = "/api/v2/patrons/{userId}"
+        if match["rest"]:
+            route += "/identities" + ("/{id}" if match["identity"] else "")
+        return route
+    if match := _RESOURCE_ROUTE.match(path):
+        return "/api/v2/patrons/{userId}/" + match["resource"]
+    if match := _DOWNLOAD_ROUTE.match(path):
+        return f"/api/{match['kind']}/{{id}}/download/{{name}}"
+    return path

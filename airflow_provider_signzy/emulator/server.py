@@ -1,12 +1,13 @@
-"""A local Signzy: the v2 auth API and patron-scoped identities, as LoopBack 3 answers them.
+"""A local Signzy: the v2 auth API, patron-scoped identities, snoops and product resources, and persist uploads.
 
-Standard library only. Threaded, HTTP/1.1 keep-alive, binds 127.0.0.1. Control endpoints live outside
-``/api`` under ``/_emulator``: ``GET state``, ``POST faults``, ``DELETE faults``, ``POST rate_limit``
-(``{"per_second": R}``, see :mod:`.rate_limit`), ``DELETE rate_limit``, ``POST clock``
-(``{"advance": seconds}``), ``POST reset``, ``POST identities/<id>/status`` (``{"status": "verified"}``:
-what a person's action does; ``*`` for every identity) and ``POST auto-status``
+Standard library only (the product answers read the provider's catalog). Threaded, HTTP/1.1 keep-alive, binds
+127.0.0.1. Control endpoints live outside ``/api`` under ``/_emulator``: ``GET state``, ``POST faults``,
+``DELETE faults``, ``POST rate_limit`` (``{"per_second": R}``, see :mod:`.rate_limit`), ``DELETE rate_limit``,
+``POST clock`` (``{"advance": seconds}``), ``POST reset``, ``POST identities/<id>/status``
+(``{"status": "verified"}``: what a person's action does; ``*`` for every identity), ``POST auto-status``
 (``{"status": "verified", "after": 2}``: identities created from then on move on their own after that
-many seconds; ``{}`` turns it off).
+many seconds; ``{}`` turns it off), ``POST latency`` (``{"pan.verification": 0.3, "*": 0.05}``),
+``DELETE latency`` and ``GET snoops`` (the latest snoops: product, itemId, time).
 The emulator never logs a request line: query strings may hold ``access_token``.
 """
 
@@ -18,16 +19,21 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_signzy.emulator.control import EmulatorControl
+from airflow_provider_signzy.emulator import persist
+from airflow_provider_signzy.emulator.control import EmulatorControl, latency_of
 from airflow_provider_signzy.emulator.faults import FaultPlan, fault_kind
 from airflow_provider_signzy.emulator.rate_limit import RateLimit
 from airflow_provider_signzy.emulator.routes import ApiError, SignzyApiRoutes, route_of
 from airflow_provider_signzy.emulator.state import EmulatorState, Patron
+
+#: The largest body of an API or control call; bigger ones get 413 unread (persist uploads have their own limit).
+MAX_BODY = 1024 * 1024
 
 _NGINX_PAGE = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
@@ -43,7 +49,7 @@ def status_phrase(status: int) -> str:
         return "Error"
 
 
-class SignzyRequestHandler(EmulatorControl, SignzyApiRoutes):
+class SignzyRequestHandler(EmulatorControl, persist.PersistRoutes, SignzyApiRoutes):
     """One connection: reads each request, applies the fault plan, answers from the API or the controls."""
 
     protocol_version = "HTTP/1.1"
@@ -97,21 +103,59 @@ class SignzyRequestHandler(EmulatorControl, SignzyApiRoutes):
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload, separators=(",", ":")).encode(), headers=headers)
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+    def _read_body(self, length: int) -> bytearray:
+        """Exactly ``length`` bytes (fewer if the client stops sending), read into one buffer."""
+        body = bytearray(length)
+        got = 0
+        with memoryview(body) as view:
+            while got < length:
+                n = self.rfile.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+        del body[got:]
+        return body
+
+    def _body_length(self, path: str, upload: bool) -> int | None:
+        """The body's length, or None after refusing it unread (413, 411 or 400; the connection then closes)."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        refusal = None
+        if upload and self.headers.get("Transfer-Encoding"):
+            refusal = ApiError(411, "Length Required: send the upload with a Content-Length", v2=True)
+        elif length < 0:
+            refusal = ApiError(400, "Bad Content-Length", name="BadRequestError")
+        elif upload and length > persist.body_limit(path):
+            refusal = persist.too_large()
+        elif not upload and length > MAX_BODY:
+            refusal = ApiError(413, "request entity too large", name="PayloadTooLargeError")
+        if refusal is None:
+            return length
+        if upload:
+            self.server.state.count("uploads_refused")
+        self.close_connection = True  # the body stays unread
+        self._json(refusal.status, {"error": refusal.envelope})
+        return None
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query)
-        body = self._read_body()
+        upload = self.command == "POST" and path in persist.UPLOADS
+        state = self.server.state
+        route = f"{self.command} {route_of(path)}"
+        if not path.startswith("/_emulator/"):
+            state.count_request(route)
+        length = self._body_length(path, upload)
+        if length is None:
+            return
+        buffer = self._read_body(length)
+        body = b"" if upload else bytes(buffer)  # an upload's buffer goes to persist as it is
         if path.startswith("/_emulator/"):
             self._control(path, body)
             return
-        state = self.server.state
-        route = f"{self.command} {route_of(path)}"
-        state.count_request(route)
         fault = self.server.faults.take(self.command, path)
         if fault:
             state.count("faults_served")
@@ -125,7 +169,10 @@ class SignzyRequestHandler(EmulatorControl, SignzyApiRoutes):
                 self._fault_answer(fault)
                 return
         try:
-            status, payload = self._api(path, query, body)
+            if persist.handles(self.command, path):
+                status, payload = self._persist(path, query, buffer)
+            else:
+                status, payload = self._api(path, query, body)
         except ApiError as err:
             envelope = err.envelope
             if self.server.loopback2:  # LoopBack 2 says "status" where LoopBack 3 says "statusCode"
@@ -140,6 +187,8 @@ class SignzyRequestHandler(EmulatorControl, SignzyApiRoutes):
             return
         if status == 204:
             self._send(204)
+        elif isinstance(payload, persist.Raw):
+            self._send_raw(payload)
         else:
             self._json(status, payload, headers=headers)
 
@@ -212,6 +261,7 @@ class SignzyHTTPServer(ThreadingHTTPServer):
         acl_error_status: int = 401,
         ttl_as_string: bool = False,
         loopback2: bool = False,
+        latency: Mapping[str, float] | float | None = None,
     ) -> None:
         super().__init__(address, SignzyRequestHandler)
         self.loopback2 = loopback2
@@ -220,7 +270,15 @@ class SignzyHTTPServer(ThreadingHTTPServer):
         self.rate_limit: RateLimit | None = None
         self.acl_error_status = acl_error_status
         self.ttl_as_string = ttl_as_string
-        self.closing = threading.Event()  # set on stop: held answers stop waiting
+        self.closing = threading.Event()  # set on stop: held answers and latencies stop waiting
+        self.default_latency = latency_of(latency)
+        self.latency = dict(self.default_latency)
+        self.files = persist.FileStore()
+
+    def latency_for(self, key: str) -> float:
+        """Seconds to wait before answering ``key`` (a product name, or ``persist``): its own, else ``*``."""
+        latency = self.latency
+        return latency.get(key, latency.get("*", 0.0))
 
 
 DEFAULT_PATRONS = (Patron("demo", "demo-api-key-0123456789", "patron-demo-0001", "demo@example.com"),)
@@ -236,6 +294,8 @@ class SignzyEmulator:
     :param loopback2: error envelopes as LoopBack 2 sends them (``status`` instead of ``statusCode``).
     :param token_log: append each issued token to this file (for leak scans in tests only).
     :param auto_status: ``(status, seconds)``: each new identity moves to ``status`` that long after creation.
+    :param latency: seconds before answering a snoop, a product resource or an upload, by product name, with
+        ``persist`` for uploads and ``*`` for the rest (``{"pan.verification": 0.3, "*": 0.05}``); a number: all.
     """
 
     def __init__(
@@ -250,6 +310,7 @@ class SignzyEmulator:
         loopback2: bool = False,
         token_log: str | None = None,
         auto_status: tuple[str, float] | None = None,
+        latency: Mapping[str, float] | float | None = None,
     ) -> None:
         state_kwargs: dict[str, Any] = {"token_log": token_log, "auto_status": auto_status}
         if max_ttl is not None:
@@ -261,6 +322,7 @@ class SignzyEmulator:
             acl_error_status=acl_error_status,
             ttl_as_string=ttl_as_string,
             loopback2=loopback2,
+            latency=latency,
         )
         self._thread: threading.Thread | None = None
 
@@ -276,6 +338,10 @@ class SignzyEmulator:
     def rate_limit(self, per_second: float, *, burst: float | None = None, status: int = 429) -> None:
         """Limit each patron to ``per_second`` calls (see :mod:`.rate_limit`)."""
         self.httpd.rate_limit = RateLimit.from_json({"per_second": per_second, "burst": burst, "status": status})
+
+    def set_latency(self, latency: Mapping[str, float] | float | None) -> None:
+        """Replace the latency mapping (see the constructor); None: no latency."""
+        self.httpd.latency = latency_of(latency)
 
     def start(self) -> SignzyEmulator:
         self._thread = threading.Thread(

@@ -1,12 +1,12 @@
-"""The emulator's memory: patrons, access tokens, identities, counters and a clock that tests can move."""
+"""The emulator's memory: patrons, access tokens, identities, snoops, counters and a clock that tests can move."""
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import time
-import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,9 @@ PERSONAL_FIELDS = ("name", "pan", "dob", "address", "phone", "aadhaar")
 #: LoopBack's default and maximum access-token lifetimes (seconds).
 DEFAULT_TTL = 1_209_600
 MAX_TTL = 31_556_926
+
+#: The most recent snoops kept for ``GET /_emulator/snoops`` (counts are kept for all of them).
+RECENT_SNOOPS = 10_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,10 @@ class EmulatorState:
         with self.lock:
             self.tokens: dict[str, AccessToken] = {}
             self.identities: dict[str, dict[str, Any]] = {}
+            self.snoops_by_identity: Counter[str] = Counter()
+            self.snoops_by_product: Counter[str] = Counter()
+            self.resource_calls_by_product: Counter[str] = Counter()
+            self.recent_snoops: deque[dict[str, Any]] = deque(maxlen=RECENT_SNOOPS)
             self.pending_moves: dict[str, tuple[float, str]] = {}
             self.counters: Counter[str] = Counter()
             self.requests: Counter[str] = Counter()
@@ -95,10 +102,13 @@ class EmulatorState:
         with self.lock:
             self.tokens[token.id] = token
             self.counters["logins"] += 1
+        self._log_secret(token.id)
+        return token
+
+    def _log_secret(self, secret: str) -> None:
         if self.token_log:  # for leak scans in end-to-end tests only
             with open(self.token_log, "a", encoding="utf-8") as handle:
-                handle.write(token.id + "\n")
-        return token
+                handle.write(secret + "\n")
 
     def resolve(self, token_id: str) -> tuple[AccessToken | None, str | None]:
         """(token, None) when valid; (None, 'INVALID_TOKEN') when expired (and deleted); (None, None)."""
@@ -129,9 +139,11 @@ class EmulatorState:
     # -- identities --
 
     def create_identity(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Store an identity; the answer (only this one) carries its own ``accessToken``, the snoops' credential."""
         now = self.now()
+        access_token = base64.b32encode(secrets.token_bytes(20)).decode().lower()  # 32 of a-z, 2-7
         identity = {
-            "id": uuid.uuid4().hex,
+            "id": secrets.token_hex(12),
             "patronId": user_id,
             "type": body["type"],
             "email": body.get("email"),
@@ -139,6 +151,8 @@ class EmulatorState:
             "images": body.get("images", []),
             "status": INITIAL_STATUS,
             "createdAt": iso(now),
+            # The identity's own credential for its snoops: kept here, shown by the create answer only.
+            "accessToken": access_token,
         }
         # The customer's own data, as a real KYC answer carries it (so tests see personal data in answers).
         identity.update({name: body[name] for name in PERSONAL_FIELDS if name in body})
@@ -148,7 +162,54 @@ class EmulatorState:
                 status, after = self.auto_status
                 self.pending_moves[identity["id"]] = (now + after, status)
             self.counters["identities_created"] += 1
-        return dict(identity)
+        self._log_secret(access_token)
+        # Signzy's answer (section 1a) also has these arrays; they stay empty here (open question 2).
+        return {**identity, "autoRecognition": [], "verification": [], "forgeryCheck": []}
+
+    def identity(self, identity_id: str) -> dict[str, Any] | None:
+        """One identity as answers show it (no ``accessToken``): a dict lookup, never a scan, its due status
+        move applied; None when unknown."""
+        with self.lock:
+            identity = self.identities.get(identity_id)
+            if identity is None:
+                return None
+            move = self.pending_moves.get(identity_id)
+            if move is not None and self.now() >= move[0]:
+                del self.pending_moves[identity_id]
+                self._moved(identity, move[1], move[0])
+            return public(identity)
+
+    def identity_for_snoop(self, item_id: Any, access_token: Any) -> dict[str, Any] | None:
+        """The identity whose id and own token these are (as :meth:`identity` shows it); None for an unknown
+        id or a wrong token."""
+        if not isinstance(item_id, str) or not isinstance(access_token, str):
+            return None
+        with self.lock:
+            identity = self.identities.get(item_id)
+            expected = "" if identity is None else identity["accessToken"]
+        if not expected or not secrets.compare_digest(expected.encode(), access_token.encode()):
+            return None
+        return self.identity(item_id)
+
+    # -- product calls --
+
+    def record_snoop(self, product: str, item_id: str) -> int:
+        """Count a snoop that reached the product; returns its sequence number (Signzy's ``response.id``)."""
+        with self.lock:
+            self.counters["snoops"] += 1
+            self.snoops_by_product[product] += 1
+            self.snoops_by_identity[item_id] += 1
+            self.recent_snoops.append({"product": product, "itemId": item_id, "at": iso(self.now())})
+            return self.counters["snoops"]
+
+    def record_resource_call(self, product: str) -> None:
+        with self.lock:
+            self.counters["resource_calls"] += 1
+            self.resource_calls_by_product[product] += 1
+
+    def snoops_of(self, item_id: str) -> int:
+        with self.lock:
+            return self.snoops_by_identity[item_id]
 
     def set_identity_status(self, identity_id: str, status: str) -> dict[str, Any] | None:
         """Move an identity's status now (what a person's action does); None when it is unknown."""
@@ -157,7 +218,7 @@ class EmulatorState:
             if identity is None:
                 return None
             self._move(identity, status)
-            return dict(identity)
+            return public(identity)
 
     def set_all_identities_status(self, status: str) -> int:
         """Move every identity's status now; returns how many."""
@@ -168,8 +229,11 @@ class EmulatorState:
 
     def _move(self, identity: dict[str, Any], status: str) -> None:
         self.pending_moves.pop(identity["id"], None)
+        self._moved(identity, status, self.now())
+
+    def _moved(self, identity: dict[str, Any], status: str, when: float) -> None:
         identity["status"] = status
-        identity["updatedAt"] = iso(self.now())
+        identity["updatedAt"] = iso(when)
         self.counters["status_changes"] += 1
 
     def _apply_due_moves(self) -> None:
@@ -178,15 +242,13 @@ class EmulatorState:
         for identity_id, (due, status) in list(self.pending_moves.items()):
             if now >= due:
                 del self.pending_moves[identity_id]
-                self.identities[identity_id]["status"] = status
-                self.identities[identity_id]["updatedAt"] = iso(due)
-                self.counters["status_changes"] += 1
+                self._moved(self.identities[identity_id], status, due)
 
     def identities_of(self, user_id: str, *, list_filter: ListFilter | None = None) -> list[dict[str, Any]]:
         """The patron's identities in creation order; ``list_filter`` selects, orders and pages them."""
         with self.lock:
             self._apply_due_moves()
-            mine = [dict(i) for i in self.identities.values() if i["patronId"] == user_id]
+            mine = [public(i) for i in self.identities.values() if i["patronId"] == user_id]
         return mine if list_filter is None else list_filter.apply(mine)
 
     # -- counters --
@@ -224,6 +286,14 @@ class EmulatorState:
                 "logout_misses": self.counters["logout_misses"],
                 "expired": self.counters["expired"],
                 "identities_created": self.counters["identities_created"],
+                "snoops": self.counters["snoops"],
+                "resource_calls": self.counters["resource_calls"],
+                "snoops_by_product": dict(self.snoops_by_product),
+                "resource_calls_by_product": dict(self.resource_calls_by_product),
+                "uploads": self.counters["uploads"],
+                "upload_bytes": self.counters["upload_bytes"],
+                "uploads_refused": self.counters["uploads_refused"],
+                "downloads": self.counters["downloads"],
                 "status_changes": self.counters["status_changes"],
                 "faults_served": self.counters["faults_served"],
                 "rate_limited": self.counters["rate_limited"],
@@ -242,6 +312,11 @@ class EmulatorState:
                 "requests": dict(self.requests),
                 "total_requests": sum(self.requests.values()),
             }
+
+
+def public(identity: dict[str, Any]) -> dict[str, Any]:
+    """An identity as list, item and control answers show it: without its ``accessToken``."""
+    return {k: v for k, v in identity.items() if k != "accessToken"}
 
 
 def iso(epoch: float) -> str:

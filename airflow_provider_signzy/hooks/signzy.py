@@ -7,6 +7,7 @@ and here the public calls; the paid-call policy is the ledger's (:mod:`airflow_p
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from airflow_provider_signzy import ledger
@@ -24,9 +25,12 @@ from airflow_provider_signzy.utils.error_envelope import answer_value
 from airflow_provider_signzy.utils.retry_policy import IDEMPOTENT_METHODS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from types import TracebackType
 
     import requests
+
+    from airflow_provider_signzy.products.runner import ProductResult
 
 __all__ = ["PATRON_PLACEHOLDER", "CallOptions", "SendRecord", "SignzyHook", "SignzyTokenAuth"]
 
@@ -44,6 +48,7 @@ class CallOptions(TypedDict, total=False):
     headers: dict[str, str] | None
     idempotent: bool | None
     call_key: str | None
+    anonymous: bool
 
 
 class SignzyHook(SignzyTokenOwner):
@@ -97,6 +102,7 @@ class SignzyHook(SignzyTokenOwner):
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
         call_key: str | None = None,
+        anonymous: bool = False,
     ) -> requests.Response:
         """Send one authenticated call and return the 2xx response; failures raise :class:`SignzyError`.
 
@@ -111,7 +117,8 @@ class SignzyHook(SignzyTokenOwner):
         problem and raises :class:`SignzyPermissionError`. A login that fails before the call, or after
         its 401, raises :class:`~airflow_provider_signzy.ledger.SignzyNotSentError`: Signzy did not act,
         so Airflow's retries may send it. ``{patron_id}`` in ``endpoint`` is the token's patron, as in the
-        operators (the hook's own token logs in for it when no ``token`` is given).
+        operators (the hook's own token logs in for it when no ``token`` is given). ``anonymous`` sends no
+        patron token (Signzy's ``/api/v2/snoops`` is authenticated by the identity's token in the body).
         """
         return ledger.request(
             self,
@@ -123,6 +130,7 @@ class SignzyHook(SignzyTokenOwner):
             headers=headers,
             idempotent=idempotent,
             call_key=call_key,
+            anonymous=anonymous,
         )
 
     def request_json(self, method: str, endpoint: str, **options: Unpack[CallOptions]) -> Any:
@@ -130,6 +138,85 @@ class SignzyHook(SignzyTokenOwner):
         (its text when it is not JSON, None when it is empty). Not sealed: in TaskFlow, return only what XCom
         may hold."""
         return answer_value(self.request(method, endpoint, **options))
+
+    def run_product(
+        self,
+        product: str,
+        essentials: Mapping[str, Any] | None = None,
+        *,
+        images: Sequence[str] | None = None,
+        files: Sequence[Any] | None = None,
+        token: SignzyToken | None = None,
+        task: str | None = None,
+        identity_type: str | None = None,
+        email: str | None = None,
+        callback_url: str | None = None,
+    ) -> ProductResult:
+        """Run one of Signzy's products by name (``"pan.verification"``; the catalog:
+        :data:`airflow_provider_signzy.products.PRODUCTS`) and return its result, Signzy's
+        ``response.result``, as a dict (:class:`~airflow_provider_signzy.products.runner.ProductResult`;
+        its ``answer`` attribute is the whole answer).
+
+        The inputs are checked against the catalog first: an unknown product, a missing or malformed
+        essentials field, or images missing raise :class:`SignzyInputError` before anything is sent.
+        Document products create an identity (with ``images``: document URLs) and run the product as a
+        snoop authenticated by the identity's own token; the others are one call. Both steps are paid
+        calls under the call ledger (Airflow 3.3+): a later try of the task reuses the identity it created
+        and never sends a snoop whose answer was lost. ``task`` and ``identity_type`` override the
+        catalog's; ``email`` and ``callback_url`` are the identity's (every Signzy sample sends both).
+        ``files`` (paths, ``ObjectStoragePath``s or bytes; each under 2 MB) are uploaded with
+        :meth:`upload_document` and added to ``images``, once the rest of the inputs has been checked.
+        """
+        from airflow_provider_signzy.products.calls import ProductCall
+        from airflow_provider_signzy.products.documents import MAX_IMAGE_BYTES
+        from airflow_provider_signzy.products.runner import run
+
+        # Checked with a stand-in URL per file first: a wrong input must fail before any upload.
+        call = ProductCall.prepare(
+            product,
+            essentials,
+            images=[*(images or []), *(f"https://upload.invalid/{n}" for n in range(len(files or [])))],
+            task=task,
+            identity_type=identity_type,
+            email=email,
+            callback_url=callback_url,
+        )
+        if files:
+            uploaded = [self.upload_document(f, max_bytes=MAX_IMAGE_BYTES) for f in files]
+            call = dataclasses.replace(call, images=(*call.images[: len(call.images) - len(files)], *uploaded))
+        return run(self, call, token)
+
+    def upload_document(
+        self,
+        source: Any,
+        *,
+        ttl: str | None = None,
+        filename: str | None = None,
+        mimetype: str | None = None,
+        key: str | None = None,
+        max_bytes: int | None = None,
+    ) -> str:
+        """Upload a customer's document (a file path, an ``ObjectStoragePath``, or bytes) to Signzy's file
+        service and return its URL (``directURL``), for a product's ``images`` or ``url``.
+
+        The URL is a public link to the document: it is masked in this process's logs; store it only
+        sealed (:func:`~airflow_provider_signzy.privacy.seal`). ``ttl`` is one of Signzy's values
+        (:data:`~airflow_provider_signzy.products.documents.TTLS`; default ``"30 mins"``, which covers the
+        task's retries). A file is streamed, its size checked first (Signzy's 100 MB limit, or
+        ``max_bytes``). No token is sent: Signzy documents none for uploads. ``key`` protects the
+        download (it then needs ``?key=``).
+        """
+        from airflow_provider_signzy.products import documents
+
+        return documents.upload(
+            self,
+            source,
+            ttl=ttl or documents.DEFAULT_TTL,
+            filename=filename,
+            mimetype=mimetype,
+            key=key,
+            max_bytes=max_bytes or documents.MAX_UPLOAD_BYTES,
+        )
 
     def fill_patron(self, endpoint: str, token: SignzyToken | None = None) -> str:
         """``endpoint`` with ``{patron_id}`` replaced by the patron of ``token`` (else of the hook's own)."""
@@ -149,6 +236,7 @@ class SignzyHook(SignzyTokenOwner):
         idempotent: bool | None = None,
         shown_path: str | None = None,
         record: SendRecord | None = None,
+        anonymous: bool = False,
     ) -> requests.Response:
         """One authenticated call, the transport under :meth:`request` and the batch (no paid-call policy).
 
@@ -159,13 +247,18 @@ class SignzyHook(SignzyTokenOwner):
         ``shown_path`` is what errors and retry log lines name instead of ``endpoint``: give the template
         when the endpoint holds personal data (``/identities/{pan}``); values of the endpoint that the
         template does not have are scrubbed from Signzy's messages too. ``record`` (the call ledger's
-        entry) is told right before each send and of a 401: see :class:`SendRecord`.
+        entry) is told right before each send and of a 401: see :class:`SendRecord`. ``anonymous``: no
+        patron token at all (no login, no re-login after a 401).
         """
         method = method.upper()
         url = self.url_for(endpoint)
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         call = {"json": json, "params": params, "headers": headers, "shown_path": shown_path}
+        if anonymous:
+            if record is not None:
+                record.sending()
+            return self._send(method, endpoint, idempotent=idempotent, url=url, **call)
         return self._authenticated(method, endpoint, url, token, idempotent=idempotent, call=call, record=record)
 
     def test_connection(self) -> tuple[bool, str]:

@@ -275,6 +275,7 @@ def request(
     headers: dict[str, str] | None = None,
     idempotent: bool | None = None,
     call_key: str | None = None,
+    anonymous: bool = False,
 ) -> requests.Response:
     """One call through ``hook`` under the paid-call policy (``SignzyHook.request`` documents it)."""
     from airflow_provider_signzy.utils.fernet_cipher import SignzyCipher
@@ -284,7 +285,7 @@ def request(
     if idempotent is None:
         idempotent = method in IDEMPOTENT_METHODS
     account, shown = hook.account, call_metrics.endpoint_template(endpoint)
-    call = {"token": token, "json": json, "params": params, "headers": headers}
+    call = {"token": token, "json": json, "params": params, "headers": headers, "anonymous": anonymous}
     if idempotent:
         try:
             response = hook.call(method, endpoint, idempotent=True, **call)

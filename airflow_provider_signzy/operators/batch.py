@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_signzy.batch import CIRCUIT_BREAKER, INVALID, REFUSED, REPLAYED, UNKNOWN, SignzyBatch
+from airflow_provider_signzy.batch.products import run_product_batch
 from airflow_provider_signzy.exceptions import SignzyError, SignzyOutcomeUnknownError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
+from airflow_provider_signzy.operators.product import is_templated
 from airflow_provider_signzy.privacy.rendered import HiddenBodies
 from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
 from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
+from airflow_provider_signzy.products.calls import get_product
 from airflow_provider_signzy.utils.connection_form import DEFAULT_CONN_ID
 from airflow_provider_signzy.utils.token_xcom import DEFAULT_LOGIN_TASK_ID, pull_token_record, token_from_record
 
@@ -30,6 +34,11 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
 
     :param endpoint: path under the Base URL; ``{patron_id}`` is the token's patron, ``{field}`` the item's
         ``field``. Templated. Logs and errors show this template, never an item's values.
+    :param product: instead of ``endpoint``: one of Signzy's products by name (``"pan.verification"``);
+        each item is then that product's ``essentials`` (with ``"images"``: document URLs, for the products
+        that read documents), checked before anything is sent (a bad item is ``invalid``, naming the field),
+        and each item is one unit: its identity and its snoop. Each result's ``response`` is the product's
+        result. ``task``, ``identity_type``, ``email`` and ``callback_url`` apply to every item.
     :param items: the calls' JSON bodies (a list; templated, or an upstream task's output, which may be
         sealed with :func:`~airflow_provider_signzy.privacy.seal`). Airflow stores and shows its shape.
     :param method: HTTP method (default POST: paid, so sent at most once; see the call ledger).
@@ -65,6 +74,7 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
 
     template_fields: Sequence[str] = (
         "endpoint",
+        "product",
         "items",
         "query_params",
         "headers",
@@ -79,8 +89,13 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
     def __init__(
         self,
         *,
-        endpoint: str,
+        endpoint: str | None = None,
         items: Any,
+        product: str | None = None,
+        task: str | None = None,
+        identity_type: str | None = None,
+        email: str | None = None,
+        callback_url: str | None = None,
         method: str = "POST",
         max_concurrency: int = 8,
         max_calls_per_second: float | None = None,
@@ -102,6 +117,13 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if (endpoint is None) == (product is None):
+            raise ValueError("SignzyBatchOperator takes an endpoint or a product (one of them)")
+        self._default_clear = product is not None and clear_fields is None
+        if product is not None and not is_templated(product):
+            spec = get_product(product)  # an unknown product fails when the DAG is parsed
+            if clear_fields is None:
+                clear_fields = spec.clear_fields
         self.result_privacy, self.clear_fields = check_privacy(result_privacy, clear_fields)
         if on_item_error not in ON_ITEM_ERROR:
             raise ValueError(f"on_item_error must be one of {ON_ITEM_ERROR}, got {on_item_error!r}")
@@ -112,6 +134,13 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
         if max_failed_ratio is not None and not 0 <= max_failed_ratio <= 1:
             raise ValueError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio}")
         self.endpoint = endpoint
+        self.product = product
+        self.product_overrides = {
+            "task": task,
+            "identity_type": identity_type,
+            "email": email,
+            "callback_url": callback_url,
+        }
         self.items = items
         self.method = method.upper()
         self.max_concurrency = max_concurrency
@@ -137,14 +166,16 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
             raise SignzyError(
                 f"items must be a list of JSON bodies, got {type(items).__name__}", conn_id=self.signzy_conn_id
             )
+        if self.product is not None and self._default_clear:
+            self.clear_fields = get_product(self.product).clear_fields
         record = pull_token_record(context["ti"], self.login_task_id)
         with SignzyHook(self.signzy_conn_id) as hook:
             sealer = ResultSealer.for_task(self, hook.config.extra)
             if record is None:
                 self.log.info("No Signzy token from task %r: logging in for this batch alone", self.login_task_id)
-            batch = SignzyBatch(
+            make_batch = functools.partial(
+                SignzyBatch,
                 hook,
-                endpoint=self.endpoint,
                 method=self.method,
                 token=token_from_record(hook, record, self.login_task_id) if record is not None else None,
                 max_concurrency=self.max_concurrency,
@@ -152,15 +183,26 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
                 idempotent=self.idempotent,
                 query_params=query_params,
                 headers=headers,
-                response_filter=self.response_filter,
                 window=self.ledger_window,
-                ledger_key=self.ledger_key,
-                call_key=self.call_key,
                 circuit_breaker=self.circuit_breaker,
                 log=self.log,
             )
-            results = batch.run(list(items))
-        self._judge(results, kept_ledger=batch.ledger is not None, idempotent=batch.idempotent)
+            if self.product is not None:
+                results, batches = run_product_batch(
+                    hook, self.product, list(items), make_batch, ledger_key=self.ledger_key, **self.product_overrides
+                )
+            else:
+                assert self.endpoint is not None  # one of endpoint and product, checked in __init__
+                batch = make_batch(
+                    endpoint=self.endpoint,
+                    response_filter=self.response_filter,
+                    ledger_key=self.ledger_key,
+                    call_key=self.call_key,
+                )
+                batches = [batch]
+                results = batch.run(list(items))
+        kept_ledger = all(b.ledger is not None for b in batches)
+        self._judge(results, kept_ledger=kept_ledger, idempotent=batches[0].idempotent)
         if sealer.seals:
             for result in results:
                 result["response"] = sealer.seal(result["response"])
@@ -180,7 +222,8 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
         ]
         if filter_errors:
             summary += f", {len(filter_errors)} whose response_filter failed (items {_some(filter_errors)})"
-        message = f"Signzy batch {self.method} {self.endpoint}: {len(failed)} of {len(results)} items failed: {summary}"
+        what = f"product {self.product}" if self.product is not None else f"{self.method} {self.endpoint}"
+        message = f"Signzy batch {what}: {len(failed)} of {len(results)} items failed: {summary}"
         if self.on_item_error == "continue":
             too_many = self._too_many_failed(len(failed), len(results))
             if too_many is None:

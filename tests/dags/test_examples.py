@@ -28,6 +28,7 @@ def test_examples_parse_without_import_errors_and_are_scheduled(example_bag) -> 
         "signzy_wait_for_verification",
         "signzy_batch_verification",
         "signzy_on_identity_verified",
+        "signzy_pan_verification",
     }
     for dag in example_bag.dags.values():
         assert dag.schedule not in (None, "None"), f"{dag.dag_id} has no schedule"
@@ -83,6 +84,19 @@ def test_batch_example_verifies_every_customer_once_on_one_login(example_bag, da
     state = dag_env.state.snapshot()
     assert state["identities_created"] == 25
     assert (state["logins"], state["logouts"], state["live_tokens"]) == (1, 1, 0)
+
+
+def test_pan_example_verifies_by_product_on_one_login(example_bag, dag_env: SignzyEmulator, capfd) -> None:
+    run = run_dag(example_bag.dags["signzy_pan_verification"])
+    assert str(run.state) == "success", task_states(run)
+    report = next(ti for ti in run.get_task_instances() if ti.task_id == "report")
+    assert report.xcom_pull(task_ids="report") == {"verified": 3, "not_verified": 1, "invalid": 1, "single_verified": 1}
+    state = dag_env.state.snapshot()
+    assert (state["identities_created"], state["snoops"]) == (5, 5)  # the invalid PAN was never sent
+    assert (state["logins"], state["logouts"], state["live_tokens"]) == (1, 1, 0)
+    output = console_text(capfd)
+    for pan in ("ABCDE1234F", "FGHIJ5678K", "BAD-PAN", "UVWXY9753Z"):
+        assert pan not in output
 
 
 def test_failure_example_fails_and_leaves_no_live_token(example_bag, dag_env: SignzyEmulator, capfd) -> None:

@@ -8,33 +8,23 @@ behaviour it stands in for.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
+from loopback_server import loopback_server, require_loopback
 
 from airflow_provider_signzy.emulator import Patron, SignzyEmulator
 from airflow_provider_signzy.exceptions import SignzyAuthError, SignzyClientError, SignzyPermissionError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
 
-SERVER_JS = Path(__file__).resolve().parents[1] / "loopback" / "server.js"
 KEY, BOB_KEY = "demo-api-key-0123456789", "bob-key-1234567"
 #: A synthetic personal value (a document URL with a made-up PAN in it) that LoopBack echoes in its error.
 IMAGE = "https://cdn.example/ABCDE1234F/front.jpg"
 
-if shutil.which("node") is None or not (SERVER_JS.parent / "node_modules" / "loopback").is_dir():
-    # `make test` installs LoopBack here (npm ci). CI sets SIGNZY_REQUIRE_LOOPBACK: there it fails, never skips.
-    REASON = "LoopBack interop needs Node.js and `npm ci` in tests/loopback (make test does both)"
-    if os.environ.get("SIGNZY_REQUIRE_LOOPBACK"):
-        pytest.fail(REASON, pytrace=False)
-    pytest.skip(REASON, allow_module_level=True)
+require_loopback()
 
 
 @dataclass
@@ -51,19 +41,8 @@ def loopback() -> Iterator[Server]:
         {"username": "demo", "email": "demo@example.com", "password": KEY},
         {"username": "bob", "email": "bob@example.com", "password": BOB_KEY},
     ]
-    process = subprocess.Popen(
-        ["node", str(SERVER_JS), "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "LOOPBACK_PATRONS": json.dumps(patrons)},
-    )
-    try:
-        assert process.stdout is not None
-        ready = json.loads(process.stdout.readline())
-        yield Server("loopback", f"http://127.0.0.1:{ready['port']}", ready["ids"], lambda s: time.sleep(s))
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with loopback_server(patrons) as (url, ids):
+        yield Server("loopback", url, ids, lambda s: time.sleep(s))
 
 
 @pytest.fixture

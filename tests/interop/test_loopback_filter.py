@@ -8,25 +8,17 @@ identities in the same order. Skipped like tests/interop/test_loopback.py withou
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
+from loopback_server import loopback_server, require_loopback
 
 from airflow_provider_signzy.emulator import Patron, SignzyEmulator
 
-SERVER_JS = Path(__file__).resolve().parents[1] / "loopback" / "server.js"
 KEY = "demo-api-key-0123456789"
 
-if shutil.which("node") is None or not (SERVER_JS.parent / "node_modules" / "loopback").is_dir():
-    REASON = "LoopBack interop needs Node.js and `npm ci` in tests/loopback (make test does both)"
-    if os.environ.get("SIGNZY_REQUIRE_LOOPBACK"):
-        pytest.fail(REASON, pytrace=False)
-    pytest.skip(REASON, allow_module_level=True)
+require_loopback()
 
 FILTERS = [
     {"where": {"type": "individualPan"}},
@@ -56,20 +48,8 @@ def create_and_list(url: str, user_id: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def loopback() -> Iterator[tuple[str, str]]:
-    patrons = [{"username": "demo", "email": "demo@example.com", "password": KEY}]
-    process = subprocess.Popen(
-        ["node", str(SERVER_JS), "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "LOOPBACK_PATRONS": json.dumps(patrons)},
-    )
-    try:
-        assert process.stdout is not None
-        ready = json.loads(process.stdout.readline())
-        yield f"http://127.0.0.1:{ready['port']}", ready["ids"]["demo"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with loopback_server([{"username": "demo", "email": "demo@example.com", "password": KEY}]) as (url, ids):
+        yield url, ids["demo"]
 
 
 def test_the_emulators_filter_answers_as_loopback_does(loopback: tuple[str, str]) -> None:

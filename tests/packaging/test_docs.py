@@ -138,3 +138,15 @@ def test_snippet_open_sealed_values_seals_and_opens(emulator: SignzyEmulator) ->
 def test_snippet_emulator_in_a_process_needs_nothing_running() -> None:
     out = run_snippet("emulator_in_a_process.py")
     assert "faults served: 1" in out
+
+
+def test_snippet_products_by_hook_runs_one_product_of_each_family(emulator: SignzyEmulator) -> None:
+    out = run_snippet("products_by_hook.py", AIRFLOW_CONN_SIGNZY_DEFAULT=connection_json(emulator.url))
+    assert "pan.verification: verified=True" in out
+    assert "bankaccount.transfer: active=" in out
+    assert "pan.extraction: fields [" in out
+    assert "refused before sending: Product 'pan.verification': essentials field 'number' must be a PAN" in out
+    assert "ABCDE1234\n" not in out  # the malformed value is not quoted
+    state = emulator.state.snapshot()
+    assert (state["identities_created"], state["snoops"], state["resource_calls"], state["uploads"]) == (2, 2, 1, 1)
+    assert (state["logins"], state["live_tokens"]) == (1, 0)

@@ -21,7 +21,8 @@ def test_the_dag_example_builds_its_lifecycle() -> None:
     namespace: dict[str, object] = {}
     exec(dag_block, namespace)  # noqa: S102 - our own README
     dag = namespace["login"].dag  # type: ignore[attr-defined]  # `with DAG(...)` binds no name
-    assert {t.task_id for t in dag.tasks} == {"signzy_login", "create_identity", "list", "signzy_logout"}
+    assert {t.task_id for t in dag.tasks} == {"signzy_login", "verify_pan", "signzy_logout"}
+    assert dag.get_task("verify_pan").product == "pan.verification"
     assert dag.get_task("signzy_logout").is_teardown
     assert dag.on_failure_callback is not None
 

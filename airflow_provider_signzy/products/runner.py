@@ -1,0 +1,82 @@
+"""One product call through a hook: the identity and the snoop (or the one resource call), each under the
+paid-call policy, so a later try of the task reuses the identity and never sends a snoop twice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import mask_secret
+
+from airflow_provider_signzy.exceptions import SignzyResponseError
+from airflow_provider_signzy.products.calls import SNOOPS_ENDPOINT, ProductCall, result_of
+from airflow_provider_signzy.products.catalog import RESOURCE
+
+if TYPE_CHECKING:
+    import requests
+
+    from airflow_provider_signzy.hooks.signzy import SignzyHook
+    from airflow_provider_signzy.products.catalog import Product
+    from airflow_provider_signzy.utils.access_token import SignzyToken
+
+__all__ = ["ProductResult"]
+
+
+class ProductResult(dict[str, Any]):
+    """A product's result: the fields of Signzy's ``response.result`` (``result`` for one-step products).
+
+    A result that is not an object (ID classification's list) is kept under the key ``"result"``.
+    ``answer`` is Signzy's whole answer (it holds the identity's token: never log or return it);
+    ``identity_id`` the identity the snoop ran on (None for one-step products).
+    """
+
+    product: str
+    answer: Any
+    identity_id: str | None
+
+    @classmethod
+    def of(cls, product: Product, answer: Any, identity_id: str | None = None) -> ProductResult:
+        result = result_of(answer)
+        made = cls(result) if isinstance(result, Mapping) else cls({"result": result})
+        made.product, made.answer, made.identity_id = product.name, answer, identity_id
+        return made
+
+
+def run(hook: SignzyHook, call: ProductCall, token: SignzyToken | None) -> ProductResult:
+    """Run ``call`` (checked already) with ``token`` (None: the hook's own)."""
+    product = call.product
+    key = call.call_key()
+    endpoint = hook.fill_patron(product.endpoint, token)
+    if product.flow == RESOURCE:
+        response = hook.request("POST", endpoint, token=token, json=call.resource_body(), call_key=key)
+        return ProductResult.of(product, _json(response, product, "its answer"))
+    identity = create_identity(hook, call, token, endpoint)
+    snoop = hook.request(
+        "POST", SNOOPS_ENDPOINT, json=call.snoop_body(identity), anonymous=True, call_key=f"{key}:snoop"
+    )
+    return ProductResult.of(product, _json(snoop, product, "the snoop's answer"), identity_id=identity["id"])
+
+
+def create_identity(hook: SignzyHook, call: ProductCall, token: SignzyToken | None, endpoint: str) -> dict[str, Any]:
+    """Step 1: the identity (replayed from the ledger by a later try), its token masked in this process."""
+    response = hook.request(
+        "POST", endpoint, token=token, json=call.identity_body(), call_key=f"{call.call_key()}:identity"
+    )
+    identity = _json(response, call.product, "the identity's answer")
+    access_token = identity.get("accessToken") if isinstance(identity, dict) else None
+    if isinstance(access_token, str) and access_token:
+        mask_secret(access_token)
+    if not isinstance(identity, dict):
+        raise SignzyResponseError(f"Signzy answered the identity of product {call.product.name!r} with no object")
+    return identity
+
+
+def _json(response: requests.Response, product: Product, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise SignzyResponseError(
+            f"Signzy answered {what} for product {product.name!r} with a body that is not JSON "
+            f"({response.status_code}, {response.headers.get('Content-Type') or 'no content type'})",
+            status=response.status_code,
+        ) from None
