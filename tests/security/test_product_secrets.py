@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from airflow_version import airflow_at_least
 from dagrun import console_text, run_dag, task_states, unwrapped
 from pii_scan import db_texts, find, scan
 
@@ -77,11 +78,13 @@ def test_products_leave_no_token_key_or_personal_data_in_the_clear(
     state = recording_emulator.state.snapshot()
     assert state["snoops"] == 3
     assert state["requests"]["POST /api/v2/snoops"] == 4  # the refused one was sent again by the retry
-    assert state["identities_created"] == 3  # on the identity its first try created
+    # With the call ledger (3.3+) the retry snoops on the identity its first try created; before 3.3 it
+    # creates another (paid-calls page, per Airflow version).
+    assert state["identities_created"] == (3 if airflow_at_least("3.3") else 4)
     assert state["live_tokens"] == 0
     identity_tokens = [i["accessToken"] for i in recording_emulator.state.identities.values()]
     issued = Path(recording_emulator.state.token_log or "").read_text().split()
-    assert len(identity_tokens) == 3
+    assert len(identity_tokens) == state["identities_created"]
     assert set(identity_tokens) <= set(issued)  # the scan's list holds the identities' tokens too
 
     log_root = os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]
