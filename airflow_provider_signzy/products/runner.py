@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import mask_secret
-
 from airflow_provider_signzy.exceptions import SignzyResponseError
 from airflow_provider_signzy.products.calls import SNOOPS_ENDPOINT, ProductCall, result_of
 from airflow_provider_signzy.products.catalog import RESOURCE
@@ -58,14 +56,17 @@ def run(hook: SignzyHook, call: ProductCall, token: SignzyToken | None) -> Produ
 
 
 def create_identity(hook: SignzyHook, call: ProductCall, token: SignzyToken | None, endpoint: str) -> dict[str, Any]:
-    """Step 1: the identity (replayed from the ledger by a later try), its token masked in this process."""
+    """Step 1: the identity (replayed from the ledger by a later try).
+
+    Its ``accessToken`` is not registered with Airflow's secrets masker: every registered secret becomes one
+    more alternative of the regex that each log line is matched against, recompiled per secret, so a task
+    running thousands of products would slow down quadratically. The token is kept out of logs instead:
+    the provider never logs bodies or answers, errors are scrubbed, and stores hold it sealed.
+    """
     response = hook.request(
         "POST", endpoint, token=token, json=call.identity_body(), call_key=f"{call.call_key()}:identity"
     )
     identity = _json(response, call.product, "the identity's answer")
-    access_token = identity.get("accessToken") if isinstance(identity, dict) else None
-    if isinstance(access_token, str) and access_token:
-        mask_secret(access_token)
     if not isinstance(identity, dict):
         raise SignzyResponseError(f"Signzy answered the identity of product {call.product.name!r} with no object")
     return identity
