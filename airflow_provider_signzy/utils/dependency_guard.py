@@ -1,8 +1,9 @@
 """Known breaks between an Airflow line and a newer release of one of its dependencies, named.
 
-Airflow reports them as something else: on Airflow 3.0.x with cryptography 51 or newer, ``get_fernet()``
-fails (``MultiFernet`` became a Rust class that takes no new attribute, and 3.0 sets ``is_encrypted`` on
-it), and every connection with a password then reads as "Connection not found". The hook asks here
+Airflow reports them as something else: on Airflow 3.0 and 3.1 with cryptography 51 or newer,
+``get_fernet()`` fails (``MultiFernet`` became a Rust class that takes no new attribute, and those lines
+set ``is_encrypted`` on it; 3.2 wraps it instead), and every connection with a password then reads as
+"Connection not found". The hook asks here
 before it says a connection is missing or a Fernet key unusable, so the user reads the cause and the fix.
 """
 
@@ -26,12 +27,12 @@ def known_dependency_break() -> str | None:
     airflow, cryptography = _major_minor("apache-airflow"), _major_minor("cryptography")
     if airflow is None or cryptography is None:
         return None
-    if airflow < (3, 1) and cryptography[0] >= 51:
+    if airflow < (3, 2) and cryptography[0] >= 51:
         return (
             f"Airflow {version('apache-airflow')} cannot decrypt connections with cryptography "
-            f"{version('cryptography')}: since cryptography 51, Airflow 3.0's get_fernet() fails "
+            f"{version('cryptography')}: since cryptography 51, the get_fernet() of Airflow 3.0 and 3.1 fails "
             "(AttributeError: 'MultiFernet' object has no attribute 'is_encrypted'), and every connection "
             "with a password reads as 'not found'. Fix: pip install 'cryptography<51' (the provider's "
-            "constraints/airflow-3.0.6-python-3.X.txt pins 50.0.2), or upgrade Airflow to 3.1 or newer"
+            "constraints files for 3.0 and 3.1 pin 50.0.2), or upgrade Airflow to 3.2 or newer"
         )
     return None

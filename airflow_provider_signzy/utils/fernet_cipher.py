@@ -49,6 +49,13 @@ class SignzyCipher:
                 ) from None
             return cls(fernet, key_source=f"connection {conn_id!r} extra 'xcom_fernet_key'")
         airflow_fernet = _airflow_fernet()
+        unmarked = airflow_fernet is not None and not getattr(airflow_fernet, "is_encrypted", False)
+        if unmarked and type(airflow_fernet).__name__ != "NullFernet":
+            from airflow_provider_signzy.utils.dependency_guard import known_dependency_break
+
+            broken = known_dependency_break()  # a key is set, but a dependency break left it unmarked
+            if broken is not None:
+                raise SignzyConfigError(broken, conn_id=conn_id)
         if airflow_fernet is not None and getattr(airflow_fernet, "is_encrypted", False):
             return cls(airflow_fernet, key_source="Airflow [core] fernet_key")
         return cls(None, key_source="none")

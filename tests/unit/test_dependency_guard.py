@@ -23,22 +23,23 @@ def installed(versions: dict[str, str]) -> Callable[[str], str]:
     return lambda distribution: versions[distribution]
 
 
-def test_airflow_3_0_with_cryptography_51_is_named_instead_of_a_missing_connection(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("airflow", ["3.0.6", "3.1.8"])
+def test_airflow_3_0_or_3_1_with_cryptography_51_is_named_instead_of_a_missing_connection(
+    monkeypatch: pytest.MonkeyPatch, airflow: str
 ) -> None:
-    monkeypatch.setattr(dependency_guard, "version", installed({"apache-airflow": "3.0.6", "cryptography": "51.0.1"}))
+    monkeypatch.setattr(dependency_guard, "version", installed({"apache-airflow": airflow, "cryptography": "51.0.1"}))
     with pytest.raises(SignzyConfigError) as raised:
         SignzyHook("signzy_not_defined_anywhere").login()
     message = str(raised.value)
-    assert "Airflow 3.0.6 cannot decrypt connections with cryptography 51.0.1" in message
+    assert f"Airflow {airflow} cannot decrypt connections with cryptography 51.0.1" in message
     assert "pip install 'cryptography<51'" in message
-    assert "upgrade Airflow to 3.1" in message
+    assert "upgrade Airflow to 3.2" in message
     assert "signzy_not_defined_anywhere" in message
 
 
 @pytest.mark.parametrize(
     ("airflow", "cryptography"),
-    [("3.0.6", "50.0.2"), ("3.1.8", "51.0.1"), ("3.3.2", "51.0.1")],
+    [("3.0.6", "50.0.2"), ("3.1.8", "50.0.2"), ("3.2.2", "51.0.1"), ("3.3.2", "51.0.1")],
 )
 def test_pairs_that_work_keep_the_missing_connection_message(
     monkeypatch: pytest.MonkeyPatch, airflow: str, cryptography: str
