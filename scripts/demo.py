@@ -387,7 +387,7 @@ def report(outcomes: list[DagOutcome], events: event_driven.EventOutcome | None 
             f"{pii:>12}"
         )
     print()
-    lifecycle, failing, waiting, paid, batch, on_verified = outcomes
+    lifecycle, failing, waiting, paid, batch, products, on_verified = outcomes
     print(
         f"{'OK ' if lifecycle.as_expected else 'BAD'} {lifecycle.dag_id}: {lifecycle.calls} Signzy calls on "
         f"{lifecycle.logins} login; the logout teardown revoked the token; {lifecycle.live} live tokens left."
@@ -410,7 +410,6 @@ def report(outcomes: list[DagOutcome], events: event_driven.EventOutcome | None 
         f"{'OK ' if batch.as_expected else 'BAD'} {batch.dag_id}: {batch.paid_posts} customers verified in one "
         f"task on {batch.logins} login, {batch.live} live tokens left."
     )
-    products = next(o for o in outcomes if o.dag_id == PRODUCTS_DAG)
     print(
         f"{'OK ' if products.as_expected else 'BAD'} {products.dag_id}: PANs verified by product name "
         f"(pan.verification): {products.paid_posts} identities and their snoops on {products.logins} login, the "
