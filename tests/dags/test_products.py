@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from airflow_version import requires_airflow
-from dagrun import console_text, run_dag, task_states
+from dagrun import clear_and_rerun, console_text, run_dag, task_states
 from product_inputs import product_kwargs, valid_essentials
 
 from airflow_provider_signzy.emulator import SignzyEmulator
@@ -173,6 +173,43 @@ def test_a_lost_snoop_answer_is_one_identity_one_snoop_and_no_retry(dag_env: Sig
     assert state["requests"][IDENTITY_POSTS] == 1
     assert state["requests"][SNOOPS] == 1
     assert CHARGED in console_text(capfd)
+
+
+@STORE
+def test_a_lost_identity_answer_creates_no_second_identity_and_sends_no_snoop(dag_env: SignzyEmulator, capfd) -> None:
+    dag_env.faults.add({"path": "/api/v2/patrons/*/identities", "method": "POST", "faults": [{"drop": "after"}]})
+
+    def build() -> Any:
+        return SignzyProductOperator(task_id="fetch", product="pan.fetch", essentials={"number": PAN})
+
+    run = run_dag(lifecycle_dag("products_lost_identity", build, **RETRIES))
+    fetch = next(t for t in run.get_task_instances() if t.task_id == "fetch")
+    assert (str(fetch.state), fetch.try_number) == ("failed", 1)
+    state = dag_env.state.snapshot()
+    assert state["identities_created"] == 1  # Signzy created it; its answer was lost
+    assert state["requests"][IDENTITY_POSTS] == 1
+    assert state["requests"].get(SNOOPS, 0) == 0
+    assert CHARGED in console_text(capfd)
+
+
+@STORE
+def test_a_clear_after_a_lost_snoop_answer_sends_nothing_again(dag_env: SignzyEmulator, capfd) -> None:
+    dag_env.faults.add({"path": "/api/v2/snoops", "method": "POST", "faults": [{"drop": "after"}]})
+
+    def build() -> Any:
+        return SignzyProductOperator(
+            task_id="verify", product="pan.verification", essentials={"number": PAN, "name": "RAVI KUMAR"}
+        )
+
+    dag = lifecycle_dag("products_clear", build, **RETRIES)
+    run = run_dag(dag)
+    assert clear_and_rerun(dag, run, "verify") == "failed"  # a user's Clear: still not sent blind
+    state = dag_env.state.snapshot()
+    assert state["requests"][IDENTITY_POSTS] == 1  # the identity was replayed from the ledger
+    assert state["requests"][SNOOPS] == 1
+    output = console_text(capfd)
+    assert "already succeeded in try 1" in output  # the identity step
+    assert "was sent by try 1" in output  # the snoop step
 
 
 @STORE

@@ -49,6 +49,17 @@ def test_bytes_go_as_base64_with_the_ttl_asked(make_conn: MakeConn, emulator: Si
     assert requests.get(url, timeout=5).status_code == 404
 
 
+def test_an_object_storage_path_is_uploaded(make_conn: MakeConn, emulator: SignzyEmulator, tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    (tmp_path / "aadhaar-front.png").write_bytes(SCAN)
+    make_conn()
+    with SignzyHook() as hook:
+        url = hook.upload_document(ObjectStoragePath(f"file://{tmp_path}/aadhaar-front.png"))
+    assert requests.get(url, timeout=5).content == SCAN
+    assert emulator.state.snapshot()["upload_bytes"] >= len(SCAN)
+
+
 def test_too_large_or_a_bad_ttl_fails_before_sending(
     make_conn: MakeConn, emulator: SignzyEmulator, tmp_path: Path
 ) -> None:
