@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import e2e  # noqa: E402 - the deployment of `make e2e`
 import event_driven  # noqa: E402
+from e2e_support.common import timing, yes  # noqa: E402
 
 from airflow_provider_signzy.emulator.process import EmulatorControl  # noqa: E402
 from airflow_provider_signzy.triggers.events import SignzyEventTrigger  # noqa: E402
@@ -44,10 +45,6 @@ SYNC_SLACK = 1.5  # the triggerer hands events to its supervisor about once a se
 
 def say(message: str) -> None:
     print(f">> {message}", flush=True)
-
-
-def yes(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def restart_triggerer(deployment: e2e.Deployment, env: dict[str, str]) -> tuple[float, float]:
@@ -262,7 +259,7 @@ def figures(
             "status change -> asset event (p50 / max)",
             p50_max(to_event),
             f"<= {POLL + 2:g} s p50",
-            e2e.timing(bool(to_event) and to_event[len(to_event) // 2] <= POLL + 2),
+            timing(bool(to_event) and to_event[len(to_event) // 2] <= POLL + 2),
         ],
         [
             "DAG runs / succeeded",
