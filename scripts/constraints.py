@@ -197,7 +197,7 @@ def find_breaking_move(pair: Pair, old: dict[str, str], new: dict[str, str], tes
         half = candidates[: len(candidates) // 2]
         candidates = half if revert(half) else candidates[len(half) :]
     name, old_version, new_version = candidates[0]
-    confirmed = revert(candidates)
+    confirmed = True if len(revertible) == 1 else revert(candidates)  # one move: the first revert was it alone
     set_versions(pair, [f"{n}=={w}" for n, _, w in revertible])
     verdict = "reverting it alone makes the failed tests pass" if confirmed else "not confirmed alone"
     return [f"{name} {old_version} -> {new_version} ({verdict})"]
