@@ -96,7 +96,7 @@ def test_failure_when_fails_at_once_with_the_value(dag_env: SignzyEmulator, defe
     assert states["signzy_logout"] == "success"
     wait = next(ti for ti in run.get_task_instances() if ti.task_id == "wait")
     assert wait.try_number == 1  # failure_when is final: no retry
-    assert "status is 'rejected', a failure_when state" in capfd.readouterr().out
+    assert "status is 'rejected', a failure_when state" in console_text(capfd)  # 3.0: rich, wrapped
     assert dag_env.state.snapshot()["live_tokens"] == 0
 
 
@@ -156,7 +156,7 @@ def test_a_401_with_a_fresh_token_is_a_permission_error(dag_env: SignzyEmulator,
     dag_env.faults.add({"path": "/api/v2/patrons/*/identities/*", "method": "GET", "faults": [denied, denied]})
     run = run_dag(kyc_dag("denied", deferrable=True, retries=0))
     assert task_states(run)["wait"] == "failed"
-    assert "This is a permission problem, not an expired token" in capfd.readouterr().out
+    assert "This is a permission problem, not an expired token" in console_text(capfd)
     assert polls(dag_env) == 2
     assert dag_env.state.snapshot()["live_tokens"] == 0
 
