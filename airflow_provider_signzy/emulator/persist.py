@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
-from airflow_provider_signzy.emulator.routes import ApiError
+from airflow_provider_signzy.emulator.api_error import ApiError
 
 if TYPE_CHECKING:
     from airflow_provider_signzy.emulator.server import SignzyHTTPServer

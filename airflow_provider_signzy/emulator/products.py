@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_signzy.emulator.api_error import ApiError
 from airflow_provider_signzy.emulator.results import (
     BUILDERS,
     KEY_FIELDS,
@@ -19,7 +20,6 @@ from airflow_provider_signzy.emulator.results import (
     Synth,
     shown,
 )
-from airflow_provider_signzy.emulator.routes import ApiError
 from airflow_provider_signzy.products.catalog import IDENTITY, PRODUCTS, Product
 from airflow_provider_signzy.products.fields import FORMATS
 

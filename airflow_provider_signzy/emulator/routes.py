@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from airflow_provider_signzy.emulator.api_error import ApiError
 from airflow_provider_signzy.emulator.loopback_filter import FilterError, ListFilter
 from airflow_provider_signzy.emulator.rate_limit import retry_after_header
 from airflow_provider_signzy.emulator.state import iso
@@ -28,30 +29,6 @@ _PATRON_ROUTE = re.compile(r"^/api/v2/patrons/(?P<user_id>[^/]+)(?P<rest>/identi
 _RESOURCE_ROUTE = re.compile(r"^/api/v2/patrons/(?P<user_id>[^/]+)/(?P<resource>[A-Za-z]+)$")
 _DOWNLOAD_ROUTE = re.compile(r"^/api/(?P<kind>files|base64strings)/[^/]+/download/[^/]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
-
-
-class ApiError(Exception):
-    """An answer in LoopBack's error envelope; ``v2``: Signzy's product envelope ``{name, status, message}``."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        name: str = "Error",
-        headers: dict[str, str] | None = None,
-        v2: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers
-        if v2:
-            self.envelope: dict[str, Any] = {"name": name, "status": status, "message": message}
-        else:
-            self.envelope = {"statusCode": status, "name": name, "message": message}
-        if code:
-            self.envelope["code"] = code
 
 
 def _auth_required() -> ApiError:

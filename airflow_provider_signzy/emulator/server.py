@@ -26,10 +26,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_signzy.emulator import persist
+from airflow_provider_signzy.emulator.api_error import ApiError
 from airflow_provider_signzy.emulator.control import EmulatorControl, latency_of
 from airflow_provider_signzy.emulator.faults import FaultPlan, fault_kind
 from airflow_provider_signzy.emulator.rate_limit import RateLimit
-from airflow_provider_signzy.emulator.routes import ApiError, SignzyApiRoutes, route_of
+from airflow_provider_signzy.emulator.routes import SignzyApiRoutes, route_of
 from airflow_provider_signzy.emulator.state import EmulatorState, Patron
 
 #: The largest body of an API or control call; bigger ones get 413 unread (persist uploads have their own limit).

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_signzy.products.runner import ProductResult
+    from airflow_provider_signzy.products.calls import ProductResult
 
 __all__ = ["PATRON_PLACEHOLDER", "CallOptions", "SendRecord", "SignzyHook", "SignzyTokenAuth"]
 
@@ -154,7 +154,7 @@ class SignzyHook(SignzyTokenOwner):
     ) -> ProductResult:
         """Run one of Signzy's products by name (``"pan.verification"``; the catalog:
         :data:`airflow_provider_signzy.products.PRODUCTS`) and return its result, Signzy's
-        ``response.result``, as a dict (:class:`~airflow_provider_signzy.products.runner.ProductResult`;
+        ``response.result``, as a dict (:class:`~airflow_provider_signzy.products.calls.ProductResult`;
         its ``answer`` attribute is the whole answer).
 
         The inputs are checked against the catalog first: an unknown product, a missing or malformed
@@ -167,9 +167,9 @@ class SignzyHook(SignzyTokenOwner):
         ``files`` (paths, ``ObjectStoragePath``s or bytes; each under 2 MB) are uploaded with
         :meth:`upload_document` and added to ``images``, once the rest of the inputs has been checked.
         """
+        from airflow_provider_signzy.hooks.documents import MAX_IMAGE_BYTES
+        from airflow_provider_signzy.hooks.products import run
         from airflow_provider_signzy.products.calls import ProductCall
-        from airflow_provider_signzy.products.documents import MAX_IMAGE_BYTES
-        from airflow_provider_signzy.products.runner import run
 
         # Checked with a stand-in URL per file first: a wrong input must fail before any upload.
         call = ProductCall.prepare(
@@ -201,12 +201,12 @@ class SignzyHook(SignzyTokenOwner):
 
         The URL is a public link to the document: it is masked in this process's logs; store it only
         sealed (:func:`~airflow_provider_signzy.privacy.seal`). ``ttl`` is one of Signzy's values
-        (:data:`~airflow_provider_signzy.products.documents.TTLS`; default ``"30 mins"``, which covers the
+        (:data:`~airflow_provider_signzy.hooks.documents.TTLS`; default ``"30 mins"``, which covers the
         task's retries). A file is streamed, its size checked first (Signzy's 100 MB limit, or
         ``max_bytes``). No token is sent: Signzy documents none for uploads. ``key`` protects the
         download (it then needs ``?key=``).
         """
-        from airflow_provider_signzy.products import documents
+        from airflow_provider_signzy.hooks import documents
 
         return documents.upload(
             self,

@@ -13,7 +13,13 @@ from airflow_provider_signzy.products.catalog import IDENTITY, PRODUCTS, RESOURC
 from airflow_provider_signzy.products.fields import FORMATS, Field
 
 if TYPE_CHECKING:
-    from airflow_provider_signzy.products.calls import SNOOPS_ENDPOINT, ProductCall, get_product, result_of
+    from airflow_provider_signzy.products.calls import (
+        SNOOPS_ENDPOINT,
+        ProductCall,
+        ProductResult,
+        get_product,
+        result_of,
+    )
 
 __all__ = [
     "FORMATS",
@@ -24,10 +30,11 @@ __all__ = [
     "Field",
     "Product",
     "ProductCall",
+    "ProductResult",
     "get_product",
     "result_of",
 ]
-_CALLS = {"SNOOPS_ENDPOINT", "ProductCall", "get_product", "result_of"}
+_CALLS = {"SNOOPS_ENDPOINT", "ProductCall", "ProductResult", "get_product", "result_of"}
 
 
 def __getattr__(name: str) -> Any:

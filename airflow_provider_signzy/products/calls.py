@@ -12,7 +12,7 @@ from airflow_provider_signzy.exceptions import SignzyInputError
 from airflow_provider_signzy.products.catalog import IDENTITY, PRODUCTS, Product
 from airflow_provider_signzy.products.fields import FORMATS
 
-__all__ = ["SNOOPS_ENDPOINT", "ProductCall", "get_product", "result_of"]
+__all__ = ["SNOOPS_ENDPOINT", "ProductCall", "ProductResult", "get_product", "result_of"]
 
 SNOOPS_ENDPOINT = "/api/v2/snoops"
 
@@ -201,3 +201,23 @@ def _images(spec: Product, images: Sequence[str] | None) -> tuple[str, ...]:
 def _fields_line(spec: Product) -> str:
     parts = [f"{f.name} ({f.described}{'' if f.required else ', optional'})" for f in spec.essentials]
     return f"Its essentials: {'; '.join(parts)}." if parts else "It takes no essentials."
+
+
+class ProductResult(dict[str, Any]):
+    """A product's result: the fields of Signzy's ``response.result`` (``result`` for one-step products).
+
+    A result that is not an object (ID classification's list) is kept under the key ``"result"``.
+    ``answer`` is Signzy's whole answer (it holds the identity's token: never log or return it);
+    ``identity_id`` the identity the snoop ran on (None for one-step products).
+    """
+
+    product: str
+    answer: Any
+    identity_id: str | None
+
+    @classmethod
+    def of(cls, product: Product, answer: Any, identity_id: str | None = None) -> ProductResult:
+        result = result_of(answer)
+        made = cls(result) if isinstance(result, Mapping) else cls({"result": result})
+        made.product, made.answer, made.identity_id = product.name, answer, identity_id
+        return made

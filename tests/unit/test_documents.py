@@ -12,8 +12,8 @@ import requests
 
 from airflow_provider_signzy.emulator import SignzyEmulator
 from airflow_provider_signzy.exceptions import SignzyInputError
+from airflow_provider_signzy.hooks.documents import DEFAULT_TTL
 from airflow_provider_signzy.hooks.signzy import SignzyHook
-from airflow_provider_signzy.products.documents import DEFAULT_TTL
 from airflow_provider_signzy.utils.connection_config import persist_url_for
 
 MakeConn = Callable[..., str]

@@ -3,11 +3,10 @@ paid-call policy, so a later try of the task reuses the identity and never sends
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_signzy.exceptions import SignzyResponseError
-from airflow_provider_signzy.products.calls import SNOOPS_ENDPOINT, ProductCall, result_of
+from airflow_provider_signzy.products.calls import SNOOPS_ENDPOINT, ProductCall, ProductResult
 from airflow_provider_signzy.products.catalog import RESOURCE
 
 if TYPE_CHECKING:
@@ -17,27 +16,8 @@ if TYPE_CHECKING:
     from airflow_provider_signzy.products.catalog import Product
     from airflow_provider_signzy.utils.access_token import SignzyToken
 
-__all__ = ["ProductResult"]
-
-
-class ProductResult(dict[str, Any]):
-    """A product's result: the fields of Signzy's ``response.result`` (``result`` for one-step products).
-
-    A result that is not an object (ID classification's list) is kept under the key ``"result"``.
-    ``answer`` is Signzy's whole answer (it holds the identity's token: never log or return it);
-    ``identity_id`` the identity the snoop ran on (None for one-step products).
-    """
-
-    product: str
-    answer: Any
-    identity_id: str | None
-
-    @classmethod
-    def of(cls, product: Product, answer: Any, identity_id: str | None = None) -> ProductResult:
-        result = result_of(answer)
-        made = cls(result) if isinstance(result, Mapping) else cls({"result": result})
-        made.product, made.answer, made.identity_id = product.name, answer, identity_id
-        return made
+#: An inner part of SignzyHook.run_product: use the hook.
+__all__: list[str] = []
 
 
 def run(hook: SignzyHook, call: ProductCall, token: SignzyToken | None) -> ProductResult:
