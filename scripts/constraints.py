@@ -4,7 +4,7 @@ For each Airflow version and Python (``--versions``, ``--pythons``; default: eve
 
 1. A new virtualenv in ``.constraints/airflow-V-python-P``: pip's newest versions of everything that
    ``apache-airflow==V`` and the provider's extras (``test,docs,e2e``) allow, held back only by the line's
-   holds (``constraints/holds/airflow-X.Y.txt``: the packages known to break that line, each with its
+   holds (``constraints/holds/airflow-X.Y.in``: the packages known to break that line, each with its
    reason) and by any ``--hold SPEC`` given for this run.
 2. That line's checks: the matrix's whole-DAG set (``tests/dags tests/security`` and provider
    registration) on every line; on the default version also ruff, mypy and the whole suite.
@@ -51,7 +51,7 @@ def freeze_path(version: str, python: str) -> Path:
 
 
 def holds_path(version: str) -> Path:
-    return CONSTRAINTS / "holds" / f"airflow-{'.'.join(version.split('.')[:2])}.txt"
+    return CONSTRAINTS / "holds" / f"airflow-{'.'.join(version.split('.')[:2])}.in"
 
 
 def canonical(name: str) -> str:
