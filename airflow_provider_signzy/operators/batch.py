@@ -12,7 +12,7 @@ from airflow_provider_signzy.batch import CIRCUIT_BREAKER, INVALID, REFUSED, REP
 from airflow_provider_signzy.batch.products import run_product_batch
 from airflow_provider_signzy.exceptions import SignzyError, SignzyOutcomeUnknownError
 from airflow_provider_signzy.hooks.signzy import SignzyHook
-from airflow_provider_signzy.operators.product import is_templated
+from airflow_provider_signzy.operators.product import product_clear_fields
 from airflow_provider_signzy.privacy.rendered import HiddenBodies
 from airflow_provider_signzy.privacy.sealing import SEALED, ResultSealer, check_privacy, unseal
 from airflow_provider_signzy.privacy.tracebacks import without_inner_frames
@@ -119,11 +119,7 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
         super().__init__(**kwargs)
         if (endpoint is None) == (product is None):
             raise ValueError("SignzyBatchOperator takes an endpoint or a product (one of them)")
-        self._default_clear = product is not None and clear_fields is None
-        if product is not None and not is_templated(product):
-            spec = get_product(product)  # an unknown product fails when the DAG is parsed
-            if clear_fields is None:
-                clear_fields = spec.clear_fields
+        clear_fields, self._clear_at_run = product_clear_fields(product, clear_fields)
         self.result_privacy, self.clear_fields = check_privacy(result_privacy, clear_fields)
         if on_item_error not in ON_ITEM_ERROR:
             raise ValueError(f"on_item_error must be one of {ON_ITEM_ERROR}, got {on_item_error!r}")
@@ -166,7 +162,7 @@ class SignzyBatchOperator(HiddenBodies, BaseOperator):
             raise SignzyError(
                 f"items must be a list of JSON bodies, got {type(items).__name__}", conn_id=self.signzy_conn_id
             )
-        if self.product is not None and self._default_clear:
+        if self.product is not None and self._clear_at_run:
             self.clear_fields = get_product(self.product).clear_fields
         record = pull_token_record(context["ti"], self.login_task_id)
         with SignzyHook(self.signzy_conn_id) as hook:

@@ -23,6 +23,18 @@ def is_templated(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+def product_clear_fields(product: str | None, clear_fields: Sequence[str] | None) -> tuple[Sequence[str] | None, bool]:
+    """An operator's clear fields for ``product`` at parse time, and whether ``execute()`` must take the
+    product's own (a templated name, no ``clear_fields`` given). A literal unknown name fails here, when the
+    DAG is parsed."""
+    if product is None:
+        return clear_fields, False
+    if is_templated(product):
+        return clear_fields, clear_fields is None
+    spec = get_product(product)
+    return (spec.clear_fields if clear_fields is None else clear_fields), False
+
+
 class SignzyProductOperator(HiddenBodies, BaseOperator):
     """Run one of Signzy's products (``"pan.verification"``, ``"bankaccount.transfer"``, ...) and return its
     result (Signzy's ``response.result``), sealed in XCom.
@@ -82,12 +94,8 @@ class SignzyProductOperator(HiddenBodies, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not is_templated(product):
-            spec = get_product(product)  # an unknown product fails when the DAG is parsed
-            if clear_fields is None:
-                clear_fields = spec.clear_fields
+        clear_fields, self._clear_at_run = product_clear_fields(product, clear_fields)
         self.result_privacy, self.clear_fields = check_privacy(result_privacy, clear_fields)
-        self._default_clear = clear_fields is None
         self.product = product
         self.essentials = essentials
         self.images = images
@@ -102,7 +110,7 @@ class SignzyProductOperator(HiddenBodies, BaseOperator):
     @without_inner_frames
     def execute(self, context: Context) -> Any:
         spec = get_product(self.product)
-        if self._default_clear:
+        if self._clear_at_run:
             self.clear_fields = spec.clear_fields
         essentials, images, files, email = (
             unseal(self.body(name)) for name in ("essentials", "images", "files", "email")
